@@ -1,0 +1,82 @@
+"""Celery tasks the control plane sends to this host's queue (docs/agent-protocol.md).
+
+Each task is a thin call into the engine followed by a state report; the
+engine's refusals become a report with the error, never a lost request.
+"""
+
+import logging
+
+from berth.celery import app
+from workers.engine import state as engine_state
+from workers.engine.runtime import NoSuchContainer, RuntimeError_
+
+from .node import node
+
+log = logging.getLogger("berth.agent")
+
+
+@app.task(name="agent.container_run", ignore_result=True)
+def container_run(container_id: str, spec: dict) -> None:
+    agent = node()
+    try:
+        created = agent.runtime.create(container_id, spec)
+    except RuntimeError_ as exc:
+        agent.reporter.container(container_id, _failure(str(exc)))
+        return
+    agent.supervisor.report(container_id, created)
+    try:
+        started = agent.runtime.start(container_id)
+    except RuntimeError_ as exc:
+        started = engine_state.write_state(agent.runtime.existing(container_id),
+                                           state=engine_state.EXITED, exit_code=128,
+                                           finished_at=engine_state.now_iso(), error=str(exc))
+    agent.supervisor.report(container_id, started)
+
+
+@app.task(name="agent.container_stop", ignore_result=True)
+def container_stop(container_id: str, timeout: int = 10) -> None:
+    _guarded(lambda agent: agent.runtime.stop(container_id, timeout))
+
+
+@app.task(name="agent.container_kill", ignore_result=True)
+def container_kill(container_id: str, signal: int = 9) -> None:
+    _guarded(lambda agent: agent.runtime.kill(container_id, signal))
+
+
+@app.task(name="agent.container_remove", ignore_result=True)
+def container_remove(container_id: str, force: bool = False) -> None:
+    agent = node()
+    try:
+        final = agent.runtime.remove(container_id, force)
+    except NoSuchContainer:
+        # Nothing on this host (it never got created here): a seq no earlier
+        # report can beat tells the control plane to drop the row.
+        final = {"seq": 2**31 - 1, "state": engine_state.REMOVED}
+    except RuntimeError_ as exc:
+        log.warning("remove %s refused: %s", container_id, exc)
+        return
+    agent.reporter.container(container_id, engine_state.as_report(final))
+
+
+@app.task(name="agent.container_logs")
+def container_logs(container_id: str, tail: int | None = None, timestamps: bool = False) -> str:
+    return node().runtime.logs(container_id, tail, timestamps)
+
+
+@app.task(name="agent.broadcast.report_all", ignore_result=True)
+def report_all() -> None:
+    node().announce()
+
+
+def _guarded(action) -> None:
+    try:
+        action(node())
+    except RuntimeError_ as exc:
+        log.warning("%s", exc)
+
+
+def _failure(message: str) -> dict:
+    # A container that never got a directory on this host: seq 1 lands on the
+    # pending row, which then shows why.
+    return {"seq": 1, "state": engine_state.EXITED, "pid": None, "exit_code": 128,
+            "started_at": None, "finished_at": engine_state.now_iso(), "error": message}

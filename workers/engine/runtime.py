@@ -1,0 +1,242 @@
+"""Container directories and their lifecycle on one host.
+
+    <root>/containers/<id>/
+        config.json     what the shim runs: layers, args, env, cwd, hostname
+        state.json      written by the runtime and the shim (see state.py)
+        upper/ work/    the overlay's writable layer, which dies with the container
+        rootfs/         the overlay mount point (mounted only inside the container)
+        hosts hostname resolv.conf   bind-mounted over the image's files
+        container.log   stdout and stderr records (see logs.py)
+"""
+
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import logs, state
+from .store import ContentStore, StoreError
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+HOSTS_FILE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+              "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n"
+              "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+
+
+class RuntimeError_(Exception):
+    """A request the runtime refuses, with a message meant for the user."""
+
+
+class NoSuchContainer(RuntimeError_):
+    pass
+
+
+class Runtime:
+    def __init__(self, root: str | os.PathLike, store: ContentStore):
+        self.root = Path(root) / "containers"
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.store = store
+
+    def path(self, container_id: str) -> Path:
+        if not ID_PATTERN.match(container_id):
+            raise RuntimeError_(f"invalid container id {container_id!r}")
+        return self.root / container_id
+
+    def existing(self, container_id: str) -> Path:
+        path = self.path(container_id)
+        if not (path / "state.json").exists():
+            raise NoSuchContainer(f"no such container: {container_id}")
+        return path
+
+    def ids(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if (p / "state.json").exists())
+
+    def state(self, container_id: str) -> dict:
+        return state.read_state(self.existing(container_id))
+
+    # create
+    def create(self, container_id: str, spec: dict) -> dict:
+        path = self.path(container_id)
+        if path.exists():
+            raise RuntimeError_(f"container {container_id} already exists")
+        try:
+            image = self.store.resolve(spec["image"])
+        except StoreError as exc:
+            raise RuntimeError_(str(exc)) from exc
+        config = _merge_config(image.config, spec)
+        tmp = self.root / f".tmp-{container_id}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(mode=0o700)
+        for name in ("upper", "work", "rootfs"):
+            (tmp / name).mkdir(mode=0o755)
+        config.update(
+            lowerdirs=[str(d) for d in self.store.layer_dirs(image)],
+            upperdir=str(path / "upper"), workdir=str(path / "work"),
+            rootfs=str(path / "rootfs"), image=image.reference, image_id=image.image_id,
+        )
+        (tmp / "config.json").write_text(json.dumps(config))
+        _write_etc_files(tmp, config["hostname"])
+        state.write_state(tmp, state=state.CREATED)
+        os.rename(tmp, path)
+        return state.read_state(path)
+
+    # start
+    def start(self, container_id: str) -> dict:
+        path = self.existing(container_id)
+        current = state.read_state(path)
+        if current["state"] == state.RUNNING:
+            raise RuntimeError_(f"container {container_id} is already running")
+        (path / "container.log").touch(mode=0o600)
+        shim = subprocess.Popen(
+            [sys.executable, "-m", "workers.engine.shim", str(path)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cwd=PROJECT_ROOT, env=_shim_env(), close_fds=True,
+        )
+        line = shim.stdout.readline()
+        shim.stdout.close()
+        shim.wait()
+        if not line:
+            raise RuntimeError_(f"shim for {container_id} died; see {path / 'shim.log'}")
+        return json.loads(line)["state"]
+
+    # signals
+    def kill(self, container_id: str, signum: int = signal.SIGKILL) -> None:
+        current = self.state(container_id)
+        if current["state"] != state.RUNNING or not current["pid"]:
+            raise RuntimeError_(f"container {container_id} is not running")
+        try:
+            os.kill(current["pid"], signum)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, container_id: str, timeout: float = 10, signum: int = signal.SIGTERM) -> dict:
+        current = self.state(container_id)
+        if current["state"] != state.RUNNING:
+            return current
+        self.kill(container_id, signum)
+        if not self.wait(container_id, timeout):
+            self.kill(container_id, signal.SIGKILL)
+            self.wait(container_id, None)
+        return self.state(container_id)
+
+    def wait(self, container_id: str, timeout: float | None) -> bool:
+        """Wait until the container's shim has written its exit; False on timeout."""
+        current = self.state(container_id)
+        if current["state"] != state.RUNNING:
+            return True
+        pidfd = open_shim(self.existing(container_id), current)
+        if pidfd is None:
+            return self.state(container_id)["state"] != state.RUNNING
+        try:
+            ready, _, _ = select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+        return bool(ready) or self.state(container_id)["state"] != state.RUNNING
+
+    # remove
+    def remove(self, container_id: str, force: bool = False) -> dict:
+        path = self.existing(container_id)
+        current = state.read_state(path)
+        if current["state"] == state.RUNNING:
+            if not force:
+                raise RuntimeError_(
+                    f"container {container_id} is running: stop it first or force removal")
+            self.kill(container_id, signal.SIGKILL)
+            self.wait(container_id, None)
+        final = state.write_state(path, state=state.REMOVED)
+        shutil.rmtree(path)
+        return final
+
+    def logs(self, container_id: str, tail: int | None = None, timestamps: bool = False) -> str:
+        return logs.read_text(self.existing(container_id) / "container.log", tail, timestamps)
+
+
+def open_shim(container_dir: Path, current: dict) -> int | None:
+    """A pidfd for the container's live shim, or None when it is gone.
+
+    The pidfd pins the process; checking its command line after opening it
+    rules out a recycled pid that now belongs to something else.
+    """
+    pid = current.get("shim_pid")
+    if not pid or current["state"] != state.RUNNING:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        cmdline = b""
+    if b"workers.engine.shim\0" + str(container_dir).encode() not in cmdline:
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
+def _merge_config(image_config: dict, spec: dict) -> dict:
+    entrypoint = spec.get("entrypoint") or image_config.get("Entrypoint") or []
+    command = spec.get("args") or ([] if spec.get("entrypoint") else image_config.get("Cmd")) or []
+    args = list(entrypoint) + list(command)
+    if not args:
+        raise RuntimeError_("no command specified and the image has none")
+    env = _merge_env(image_config.get("Env") or [], spec.get("env") or [])
+    return {
+        "args": args,
+        "env": env,
+        "cwd": spec.get("cwd") or image_config.get("WorkingDir") or "/",
+        "hostname": spec.get("hostname") or "berth",
+        "name": spec.get("name", ""),
+    }
+
+
+def _merge_env(base: list[str], overrides: list[str]) -> list[str]:
+    merged = dict(pair.split("=", 1) if "=" in pair else (pair, "") for pair in base)
+    for pair in overrides:
+        key, _, value = pair.partition("=")
+        merged[key] = value
+    return [f"{key}={value}" for key, value in merged.items()]
+
+
+def _write_etc_files(path: Path, hostname: str) -> None:
+    (path / "hostname").write_text(hostname + "\n")
+    (path / "hosts").write_text(HOSTS_FILE)
+    (path / "resolv.conf").write_text(_resolv_conf())
+
+
+def _resolv_conf() -> str:
+    """The host's resolv.conf without loopback servers, which mean nothing in the
+    container's own network namespace."""
+    try:
+        lines = Path("/etc/resolv.conf").read_text().splitlines()
+    except OSError:
+        return ""
+    kept = [line for line in lines
+            if not (line.startswith("nameserver") and _is_loopback(line.split()[-1]))]
+    return "\n".join(kept) + "\n"
+
+
+def _is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address == "::1"
+
+
+def _shim_env() -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "PYTHONPATH": str(PROJECT_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    return env
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

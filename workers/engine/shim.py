@@ -1,0 +1,179 @@
+"""The per-container supervisor: `python -m workers.engine.shim <container dir>`.
+
+Started by the runtime, it detaches from the agent (its own session, parent
+gone), so the agent can stop, crash or upgrade without touching a running
+container. It starts the container's first process in new pid, mount, uts,
+ipc and net namespaces, turns its stdout and stderr into log records, and
+writes each state change to the container's state file.
+
+It tells its starter how the start went with one JSON line on stdout.
+"""
+
+import fcntl
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import traceback
+from pathlib import Path
+
+from . import caps, rootfs
+from . import linux as L
+from .logs import LogWriter
+from .state import EXITED, RUNNING, now_iso, write_state
+
+CONTAINER_NAMESPACES = L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWNET
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def main(argv: list[str]) -> int:
+    container_dir = Path(argv[1]).resolve()
+    report = sys.stdout.buffer
+    if os.fork():
+        return 0  # the starter reaps this parent at once; the shim lives on below
+    os.setsid()
+    _redirect_stdio(container_dir)
+    try:
+        supervise(container_dir, report)
+    except BaseException:
+        traceback.print_exc()
+        write_state(container_dir, state=EXITED, exit_code=255, finished_at=now_iso(),
+                    error="shim failed; see shim.log")
+        return 255
+    return 0
+
+
+def _redirect_stdio(container_dir: Path) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    log = os.open(container_dir / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(null, 0)
+    os.dup2(log, 2)
+    os.close(null)
+    os.close(log)
+
+
+def supervise(container_dir: Path, report) -> None:
+    config = json.loads((container_dir / "config.json").read_text())
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    fail_r, fail_w = os.pipe2(os.O_CLOEXEC)
+    L.unshare(L.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        _container_init(config, container_dir, out_w, err_w, fail_w)
+    for fd in (out_w, err_w, fail_w):
+        os.close(fd)
+    failure = _read_all(fail_r)
+    if failure:
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        final = write_state(container_dir, state=EXITED, exit_code=code, pid=None,
+                            finished_at=now_iso(), error=failure)
+        _tell(report, {"ok": False, "error": failure, "state": final})
+        return
+    started = write_state(container_dir, state=RUNNING, pid=pid, shim_pid=os.getpid(),
+                          started_at=now_iso(), exit_code=None, finished_at=None, error="")
+    _tell(report, {"ok": True, "state": started})
+    _pump_logs(container_dir, out_r, err_r)
+    _, status = os.waitpid(pid, 0)
+    write_state(container_dir, state=EXITED, exit_code=_docker_exit_code(status), pid=None,
+                finished_at=now_iso())
+
+
+def _tell(report, message: dict) -> None:
+    report.write(json.dumps(message).encode() + b"\n")
+    report.flush()
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def _docker_exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _pump_logs(container_dir: Path, out_r: int, err_r: int) -> None:
+    writer = LogWriter(container_dir / "container.log")
+    selector = selectors.DefaultSelector()
+    selector.register(out_r, selectors.EVENT_READ, "stdout")
+    selector.register(err_r, selectors.EVENT_READ, "stderr")
+    open_streams = 2
+    while open_streams:
+        for key, _ in selector.select():
+            chunk = os.read(key.fd, 65536)
+            if chunk:
+                writer.write(key.data, chunk)
+            else:
+                selector.unregister(key.fd)
+                os.close(key.fd)
+                open_streams -= 1
+    writer.close()
+
+
+def _container_init(config: dict, container_dir: Path, out_w: int, err_w: int,
+                    fail_w: int) -> None:
+    """Pid 1 of the new pid namespace: build the root, then exec the command."""
+    try:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        highest_cap = caps.last_cap()
+        L.unshare(CONTAINER_NAMESPACES)
+        rootfs.build(config, container_dir)
+        socket.sethostname(config["hostname"])
+        _loopback_up()
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.closerange(3, fail_w)
+        os.closerange(fail_w + 1, 65536)
+        _chdir(config["cwd"])
+        caps.restrict(set(caps.DEFAULT_CAPABILITIES.values()), highest_cap)
+        os.execvpe(config["args"][0], config["args"], _env(config["env"]))
+    except FileNotFoundError as exc:
+        _fail(fail_w, f"exec {config['args'][0]!r}: {exc.strerror}", 127)
+    except PermissionError as exc:
+        _fail(fail_w, f"exec {config['args'][0]!r}: {exc.strerror}", 126)
+    except BaseException as exc:  # noqa: BLE001 - anything here must reach the starter
+        _fail(fail_w, f"container init: {exc}", 128)
+
+
+def _chdir(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        raise rootfs.RootfsError(f"working directory {cwd}: {exc.strerror}") from exc
+
+
+def _env(pairs: list[str]) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH22x", b"lo", 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
+
+
+def _fail(fail_w: int, message: str, code: int) -> None:
+    try:
+        os.write(fail_w, message.encode())
+    finally:
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

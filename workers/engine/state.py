@@ -1,0 +1,46 @@
+"""A container's state file, shared by the runtime and its shim.
+
+Every change bumps `seq`; the control plane applies a report only when its
+`seq` is newer than the one it holds, so the file can be re-read and re-sent
+at any time (agent restart, reconnect) without moving anything backwards.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+CREATED = "created"
+RUNNING = "running"
+EXITED = "exited"
+REMOVED = "removed"
+
+
+def now_iso() -> str:
+    ns = time.time_ns()
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+
+
+def read_state(container_dir: Path) -> dict:
+    return json.loads((container_dir / "state.json").read_text())
+
+
+def write_state(container_dir: Path, **changes) -> dict:
+    path = container_dir / "state.json"
+    try:
+        current = json.loads(path.read_text())
+    except FileNotFoundError:
+        current = {"seq": 0, "state": None, "pid": None, "shim_pid": None, "exit_code": None,
+                   "started_at": None, "finished_at": None, "error": ""}
+    current.update(changes)
+    current["seq"] += 1
+    tmp = path.with_name(f".state.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(current))
+    os.replace(tmp, path)
+    return current
+
+
+def as_report(state: dict) -> dict:
+    keys = ("seq", "state", "pid", "exit_code", "started_at", "finished_at", "error")
+    return {key: state.get(key) for key in keys}
