@@ -9,6 +9,7 @@
         container.log   stdout and stderr records (see logs.py)
 """
 
+import contextlib
 import json
 import os
 import re
@@ -111,10 +112,8 @@ class Runtime:
         current = self.state(container_id)
         if current["state"] != state.RUNNING or not current["pid"]:
             raise RuntimeError_(f"container {container_id} is not running")
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(current["pid"], signum)
-        except ProcessLookupError:
-            pass
 
     def stop(self, container_id: str, timeout: float = 10, signum: int = signal.SIGTERM) -> dict:
         current = self.state(container_id)

@@ -1,0 +1,76 @@
+"""Container state events pushed to browsers over WebSockets.
+
+There is exactly one way to emit them, ``send_container_event``, with a typed
+payload, so the consumer, the tests and any future client agree on the shape.
+Delivery is best effort: the database is the truth, and a lost event must
+never fail the report or request that caused it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "container.state"
+# The handler method on the consumer is derived from this ("container.event" → container_event).
+LAYER_MESSAGE_TYPE = "container.event"
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    id: str
+    name: str
+    team: str
+    host: str
+    state: str
+    seq: int
+    exit_code: int | None
+    error: str
+    started_at: str | None
+    finished_at: str | None
+
+    def as_message(self) -> dict:
+        return {"type": EVENT_TYPE, "container": asdict(self)}
+
+
+def team_group(team_id: int) -> str:
+    """Channel-layer group of one team's subscribers (names must be ASCII, < 100 chars)."""
+    return f"team.{team_id}.containers"
+
+
+def event_from_container(container, state: str | None = None) -> ContainerEvent:
+    return ContainerEvent(
+        id=container.id,
+        name=container.name,
+        team=container.team.slug,
+        host=container.host.name,
+        state=state or container.state,
+        seq=container.state_seq,
+        exit_code=container.exit_code,
+        error=container.error,
+        started_at=_iso(container.started_at),
+        finished_at=_iso(container.finished_at),
+    )
+
+
+def send_container_event(team_id: int, event: ContainerEvent) -> bool:
+    """Publish ``event`` to the team's group; returns False (and logs) if it could not."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    message = {"type": LAYER_MESSAGE_TYPE, "event": event.as_message()}
+    try:
+        async_to_sync(layer.group_send)(team_group(team_id), message)
+    except Exception:  # noqa: BLE001 - any layer failure must not break the caller
+        log.warning("could not publish state of container %s", event.id, exc_info=True)
+        return False
+    return True
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None

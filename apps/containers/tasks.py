@@ -1,0 +1,13 @@
+"""Tasks the agents send about containers (queue ``control``); names are the protocol.
+
+They need no explicit queue: ``control`` is the Celery default queue (berth/celery.py).
+"""
+
+from celery import shared_task
+
+from apps.containers import services
+
+
+@shared_task(name="containers.report_state", ignore_result=True)
+def report_state(container_id: str, report: dict) -> None:
+    services.apply_report(container_id, report)

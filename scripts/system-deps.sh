@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Berth needs that are missing; a no-op when all are there.
+# Usage: scripts/system-deps.sh [runtime|test]
+set -euo pipefail
+
+runtime_packages=(redis-server busybox-static iproute2 iptables procps ca-certificates)
+test_packages=()
+
+wanted=("${runtime_packages[@]}")
+if [ "${1:-runtime}" = "test" ]; then
+  wanted+=("${test_packages[@]}")
+fi
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  wanted+=(python3-venv)
+fi
+
+missing=()
+for package in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

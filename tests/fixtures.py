@@ -1,0 +1,167 @@
+"""Shared fixtures for the control-plane tests (import them from tests/conftest.py).
+
+Personas: ``owner``, ``operator`` and ``viewer`` of team ``alpha``;
+``outsider`` owns team ``beta``; ``admin`` is a superuser in no team.
+Messages to agents go to a real Redis (the ``redis_url`` fixture in conftest).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+
+import pytest
+
+# Django modules are imported inside the functions: this file may be loaded as a
+# plugin before pytest-django has configured Django.
+
+BUSYBOX = "docker.io/library/busybox:latest"
+
+
+_HASHES: dict[str, str] = {}
+
+
+def _hashed(password: str) -> str:
+    """Password hashing is slow on purpose; each test password is hashed once per session."""
+    from django.contrib.auth.hashers import make_password
+
+    if password not in _HASHES:
+        _HASHES[password] = make_password(password)
+    return _HASHES[password]
+
+
+def make_user(username: str, team=None, role: str | None = None, **extra):
+    """A user whose password is ``pw-<username>``, optionally a member of ``team``."""
+    from apps.accounts.models import User
+    from apps.teams.choices import Role
+    from apps.teams.models import Membership
+
+    user = User.objects.create(username=username, password=_hashed("pw-" + username), **extra)
+    if team is not None:
+        Membership.objects.create(team=team, user=user, role=role or Role.VIEWER)
+    return user
+
+
+def make_host(name: str | None = None, *, online: bool = True, images=(BUSYBOX,)):
+    from django.utils import timezone
+
+    from apps.hosts.choices import HostStatus
+    from apps.hosts.models import Host
+    from apps.images.models import Image
+
+    host = Host.objects.create(
+        name=name or f"test-{secrets.token_hex(4)}",
+        status=HostStatus.ONLINE if online else HostStatus.OFFLINE,
+        last_heartbeat=timezone.now(),
+        cpus=2,
+        memory_bytes=2**30,
+    )
+    for reference in images:
+        Image.objects.create(host=host, reference=reference, digest="sha256:" + "0" * 64)
+    return host
+
+
+@pytest.fixture
+def team(db):
+    from apps.teams.models import Team
+
+    return Team.objects.create(name="Alpha", slug="alpha")
+
+
+@pytest.fixture
+def other_team(db):
+    from apps.teams.models import Team
+
+    return Team.objects.create(name="Beta", slug="beta")
+
+
+@pytest.fixture
+def owner(team):
+    from apps.teams.choices import Role
+
+    return make_user("olive", team, Role.OWNER)
+
+
+@pytest.fixture
+def operator(team):
+    from apps.teams.choices import Role
+
+    return make_user("oscar", team, Role.OPERATOR)
+
+
+@pytest.fixture
+def viewer(team):
+    from apps.teams.choices import Role
+
+    return make_user("vera", team, Role.VIEWER)
+
+
+@pytest.fixture
+def outsider(other_team):
+    from apps.teams.choices import Role
+
+    return make_user("otto", other_team, Role.OWNER)
+
+
+@pytest.fixture
+def admin(db):
+    return make_user("root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def client_for():
+    """``client_for(user)``: an API client authenticated as ``user`` (None: anonymous)."""
+
+    from rest_framework.test import APIClient
+
+    def build(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return build
+
+
+@pytest.fixture
+def host(db):
+    return make_host()
+
+
+@pytest.fixture
+def broker(redis_url):
+    """A Redis client on the broker; deletes the host queues a test filled."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    for pattern in ("host.test-*", "_kombu.binding.host.test-*"):
+        for key in client.scan_iter(match=pattern):
+            client.delete(key)
+    client.close()
+
+
+def queued_messages(broker, host_name: str) -> list[dict]:
+    """Decode the Celery messages waiting on ``host.<name>``, oldest first.
+
+    Kombu's Redis transport LPUSHes each message as JSON with a base64 body
+    holding ``[args, kwargs, embed]`` (Celery message protocol 2).
+    """
+    from berth.celery import host_queue_name
+
+    messages = []
+    for raw in reversed(broker.lrange(host_queue_name(host_name), 0, -1)):
+        envelope = json.loads(raw)
+        args, kwargs, _ = json.loads(base64.b64decode(envelope["body"]))
+        messages.append({"task": envelope["headers"]["task"], "args": args, "kwargs": kwargs})
+    return messages
+
+
+@pytest.fixture
+def memory_layer(settings):
+    """An in-memory channel layer, so tests can read what was broadcast."""
+    from channels.layers import get_channel_layer
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    return get_channel_layer()

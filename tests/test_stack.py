@@ -1,0 +1,156 @@
+"""The whole path, started the way `make up` starts it: Redis, the web server,
+the control-plane worker and an agent, then `echo hello` through the REST API."""
+
+import json
+import os
+import secrets
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from berth import ctl
+
+from .conftest import free_port, stack_layout
+
+pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("needs_root")]
+
+
+class Api:
+    def __init__(self, base: str, token: str):
+        self.base = base
+        self.token = token
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
+        if self.token:
+            request.add_header("Authorization", f"Token {self.token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def json(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        status, payload = self.call(method, path, body)
+        return status, json.loads(payload) if payload else {}
+
+    def wait_state(self, container_id: str, states: set[str], timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _, row = self.json("GET", f"/api/containers/{container_id}/")
+            if row.get("state") in states:
+                return row
+            time.sleep(0.05)
+        raise AssertionError(f"container never reached {states}: {row}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, redis_url):
+    var = tmp_path_factory.mktemp("stack")
+    # A Redis database of its own keeps this stack's queues apart from other tests'.
+    layout = stack_layout(
+        var,
+        redis_url.rsplit("/", 1)[0] + "/13",
+        bind=f"127.0.0.1:{free_port()}",
+        host_name=f"stack-{secrets.token_hex(3)}",
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        # Offline detection in seconds rather than the default 15, to keep the test short.
+        patch.setenv("BERTH_HOST_OFFLINE_AFTER", "6")
+        try:
+            ctl.up(layout)
+            token = ctl.manage(layout, "create_token", "admin")
+            yield layout, Api(layout.url, token)
+        finally:
+            ctl.down(layout)
+    with open("/proc/self/mounts") as mounts:
+        assert [line for line in mounts if str(var) in line] == []
+    assert all(pid is None for pid in ctl.status(layout).values())
+
+
+def test_echo_hello_through_the_api(stack):
+    layout, api = stack
+    status, created = api.json(
+        "POST", "/api/containers/", {"image": "busybox", "command": ["echo", "hello"]}
+    )
+    assert status == 201, created
+    row = api.wait_state(created["id"], {"exited"})
+    assert row["exit_code"] == 0
+    status, logs = api.call("GET", f"/api/containers/{created['id']}/logs/")
+    assert status == 200 and logs == b"hello\n"
+
+
+def test_host_is_registered_with_its_facts(stack):
+    layout, api = stack
+    status, host = api.json("GET", f"/api/hosts/{layout.host_name}/")
+    assert status == 200, host
+    assert host["status"] == "online"
+    assert host["kernel"] == os.uname().release
+    assert host["cpus"] == os.cpu_count()
+    status, images = api.json("GET", "/api/images/")
+    references = {image["reference"] for image in images["results"]}
+    assert "docker.io/library/busybox:latest" in references
+
+
+def test_failures_reach_the_row(stack):
+    _, api = stack
+    status, created = api.json(
+        "POST", "/api/containers/", {"image": "busybox", "command": "sh -c 'echo bye >&2; exit 7'"}
+    )
+    assert status == 201, created
+    row = api.wait_state(created["id"], {"exited"})
+    assert row["exit_code"] == 7
+    status, created = api.json(
+        "POST", "/api/containers/", {"image": "busybox", "command": ["no-such-binary"]}
+    )
+    row = api.wait_state(created["id"], {"exited"})
+    assert row["exit_code"] == 127 and "no-such-binary" in row["error"]
+
+
+def test_stop_and_remove(stack):
+    _, api = stack
+    _, created = api.json(
+        "POST", "/api/containers/", {"image": "busybox", "command": ["sleep", "600"]}
+    )
+    api.wait_state(created["id"], {"running"})
+    status, body = api.json("DELETE", f"/api/containers/{created['id']}/")
+    assert status == 409, body
+    status, _ = api.call("POST", f"/api/containers/{created['id']}/stop/", {"timeout": 1})
+    assert status in (200, 202)
+    row = api.wait_state(created["id"], {"exited"})
+    assert row["exit_code"] == 137
+    status, _ = api.call("DELETE", f"/api/containers/{created['id']}/")
+    assert status in (200, 202, 204)
+    deadline = time.monotonic() + 20
+    while api.call("GET", f"/api/containers/{created['id']}/")[0] != 404:
+        assert time.monotonic() < deadline, "removed container still listed"
+        time.sleep(0.1)
+
+
+def test_host_goes_offline_and_comes_back(stack):
+    layout, api = stack
+    agent_pid = ctl.read_pid(layout.pidfile("agent"))
+    os.kill(agent_pid, 19)  # SIGSTOP: heartbeats stop, the process stays
+    try:
+        deadline = time.monotonic() + 60
+        while api.json("GET", f"/api/hosts/{layout.host_name}/")[1]["status"] != "offline":
+            assert time.monotonic() < deadline, "host never marked offline"
+            time.sleep(0.5)
+    finally:
+        os.kill(agent_pid, 18)  # SIGCONT
+    deadline = time.monotonic() + 30
+    while api.json("GET", f"/api/hosts/{layout.host_name}/")[1]["status"] != "online":
+        assert time.monotonic() < deadline, "host never came back online"
+        time.sleep(0.5)
+
+
+def test_anonymous_requests_are_refused(stack):
+    layout, _ = stack
+    anonymous = Api(layout.url, "")
+    status, _ = anonymous.call("GET", "/api/containers/")
+    assert status in (401, 403)
