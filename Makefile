@@ -26,8 +26,10 @@ lint: $(STAMP)
 $(STAMP): pyproject.toml
 	@scripts/system-deps.sh runtime
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[dev]'
+	@echo "installing Python dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@$(PY) -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 \
+	  && $(PY) -m pip install -q -e '.[dev]' >> $(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
 
 clean: down
