@@ -38,3 +38,13 @@ def digest_hex(digest: str) -> str:
 
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdef" for c in text)
+
+MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
+MEDIA_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+INDEX_TYPES = {MEDIA_INDEX, DOCKER_MANIFEST_LIST}
+MANIFEST_TYPES = {MEDIA_MANIFEST, DOCKER_MANIFEST}

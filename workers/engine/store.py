@@ -9,16 +9,23 @@ A crash leaves at worst a `tmp-*` entry, which the next open removes: nothing
 is visible under its final name before it is complete.
 """
 
+import contextlib
+import gzip
 import hashlib
 import json
 import os
 import shutil
-import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import oci
+import zstandard
+
+from . import oci, unpack
+
+CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class StoreError(Exception):
@@ -38,6 +45,9 @@ class ImageRecord:
     created: str
     config: dict
     chain_ids: list[str]
+    layers: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    repo_digests: list[str] = field(default_factory=list)
 
     def as_report(self) -> dict:
         return {
@@ -47,6 +57,8 @@ class ImageRecord:
             "size": self.size,
             "created": self.created,
             "config": self.config,
+            "history": self.history,
+            "repo_digests": self.repo_digests,
         }
 
 
@@ -56,6 +68,7 @@ class ContentStore:
         self.blobs = self.root / "blobs" / "sha256"
         self.layers = self.root / "layers"
         self.index_path = self.root / "images.json"
+        self.meta_path = self.root / "repo-digests.json"
         for directory in (self.root, self.root / "blobs", self.blobs, self.layers):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(directory, 0o700)
@@ -84,6 +97,29 @@ class ContentStore:
         if not target.exists():
             self._atomic_write(target, data)
         return digest
+
+    def put_blob_stream(self, reader, expected: str, progress=None) -> Path:
+        """Write a blob from a stream, verifying its digest before it becomes visible."""
+        target = self.blob_path(expected)
+        if target.exists():
+            return target
+        hasher = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(prefix="tmp-", dir=self.blobs)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                while chunk := reader.read(CHUNK):
+                    hasher.update(chunk)
+                    handle.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+            actual = "sha256:" + hasher.hexdigest()
+            if actual != expected:
+                raise DigestMismatch(f"blob digest is {actual}, expected {expected}")
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
 
     def read_blob(self, digest: str) -> bytes:
         data = self.blob_path(digest).read_bytes()
@@ -114,28 +150,51 @@ class ContentStore:
         return self.layer_path(chain_id).is_dir()
 
     def unpack_layer(self, layer_digest: str, diff_id: str, chain_id: str) -> Path:
-        """Unpack a stored layer blob once; later images with the same ChainID reuse it."""
+        """Unpack a stored layer blob once; later images with the same ChainID reuse it.
+
+        Each layer gets a directory of its own (overlayfs stacks them), so
+        layers unpack independently and in parallel, in any order.
+        """
         target = self.layer_path(chain_id)
         if target.is_dir():
             return target
         tmp = Path(tempfile.mkdtemp(prefix="tmp-", dir=self.layers))
         try:
-            actual = _extract_tar(self.blob_path(layer_digest), tmp)
+            try:
+                actual = _extract_tar(self.blob_path(layer_digest), tmp)
+            except unpack.UnsafeLayer as exc:
+                raise StoreError(f"layer {layer_digest} refused: {exc}") from exc
             if actual != diff_id:
                 raise DigestMismatch(f"layer DiffID is {actual}, config says {diff_id}")
             os.chmod(tmp, 0o755)
-            os.rename(tmp, target)
+            _publish_dir(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return target
 
     # image records
-    def _read_index(self) -> dict[str, str]:
+    def _read_json(self, path: Path) -> dict:
         try:
-            return json.loads(self.index_path.read_text())
+            return json.loads(path.read_text())
         except FileNotFoundError:
             return {}
+
+    def _read_index(self) -> dict[str, str]:
+        return self._read_json(self.index_path)
+
+    def add_image(self, reference: str, manifest_digest: str,
+                  repo_digest: str | None = None) -> "ImageRecord":
+        """Record an image whose manifest, config and layers are all in the store."""
+        self.tag(reference, manifest_digest)
+        if repo_digest:
+            image_id = self.read_json_blob(manifest_digest)["config"]["digest"]
+            meta = self._read_json(self.meta_path)
+            known = meta.setdefault(image_id, [])
+            name = repo_digest.split("@", 1)[0]
+            known[:] = [d for d in known if d.split("@", 1)[0] != name] + [repo_digest]
+            self._atomic_write(self.meta_path, oci.canonical_json(meta))
+        return self.resolve(reference)
 
     def tag(self, reference: str, manifest_digest: str) -> None:
         if not self.has_blob(manifest_digest):
@@ -144,11 +203,26 @@ class ContentStore:
         index[reference] = manifest_digest
         self._atomic_write(self.index_path, oci.canonical_json(index))
 
-    def resolve(self, reference: str) -> ImageRecord:
-        digest = self._read_index().get(reference)
-        if digest is None:
+    def untag(self, reference: str) -> str:
+        index = self._read_index()
+        if reference not in index:
             raise StoreError(f"no such image: {reference}")
-        return self._record(reference, digest)
+        digest = index.pop(reference)
+        self._atomic_write(self.index_path, oci.canonical_json(index))
+        return digest
+
+    def resolve(self, reference: str) -> ImageRecord:
+        """An image by reference, by image id (`sha256:…`, or a unique prefix of its hex)."""
+        index = self._read_index()
+        digest = index.get(reference)
+        if digest is not None:
+            return self._record(reference, digest)
+        matches = [record for record in self.images() if _matches_id(reference, record.image_id)]
+        if len({record.image_id for record in matches}) > 1:
+            raise StoreError(f"image id prefix {reference!r} is ambiguous")
+        if not matches:
+            raise StoreError(f"no such image: {reference}")
+        return matches[0]
 
     def images(self) -> list[ImageRecord]:
         return [self._record(ref, digest) for ref, digest in sorted(self._read_index().items())]
@@ -166,39 +240,95 @@ class ContentStore:
             created=config.get("created", ""),
             config=config.get("config", {}),
             chain_ids=oci.chain_ids(config["rootfs"]["diff_ids"]),
+            layers=manifest["layers"],
+            history=config.get("history", []),
+            repo_digests=self._read_json(self.meta_path).get(config_digest, []),
         )
 
     def layer_dirs(self, record: ImageRecord) -> list[Path]:
         """The image's unpacked layers, top first, as overlayfs wants its lowerdir."""
         return [self.layer_path(chain_id) for chain_id in reversed(record.chain_ids)]
 
+    # garbage collection
+    def collect_garbage(self, pinned_layers: set[str] = frozenset()) -> int:
+        """Delete blobs and layers that no tagged image (nor a container) uses; bytes freed.
+
+        `pinned_layers` are layer directory names (ChainID hex) that containers
+        still stack, even when their image was removed with force.
+        """
+        keep_blobs: set[str] = set()
+        keep_layers = set(pinned_layers)
+        for record in self.images():
+            keep_blobs.update({record.digest, record.image_id})
+            keep_blobs.update(layer["digest"] for layer in record.layers)
+            keep_layers.update(oci.digest_hex(c) for c in record.chain_ids)
+        keep_hex = {oci.digest_hex(d) for d in keep_blobs}
+        freed = 0
+        for blob in self.blobs.iterdir():
+            if blob.name not in keep_hex and not blob.name.startswith("tmp-"):
+                freed += blob.stat().st_size
+                blob.unlink()
+        for layer in self.layers.iterdir():
+            if layer.name not in keep_layers and not layer.name.startswith("tmp-"):
+                freed += _tree_size(layer)
+                shutil.rmtree(layer)
+        self._drop_stale_meta()
+        return freed
+
+    def _drop_stale_meta(self) -> None:
+        meta = self._read_json(self.meta_path)
+        live = {record.image_id for record in self.images()}
+        kept = {image_id: digests for image_id, digests in meta.items() if image_id in live}
+        if kept != meta:
+            self._atomic_write(self.meta_path, oci.canonical_json(kept))
+
+
+def _matches_id(text: str, image_id: str) -> bool:
+    """`sha256:<hex>`, or a prefix of the id's hex of at least 4 digits, like Docker's short ids."""
+    hex_part = text.removeprefix("sha256:")
+    if len(hex_part) < 4 or any(c not in "0123456789abcdef" for c in hex_part):
+        return False
+    return image_id.removeprefix("sha256:").startswith(hex_part)
+
+
+def _publish_dir(tmp: Path, target: Path) -> None:
+    """Rename into place; a concurrent pull that got there first wins, and we drop ours."""
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
 
 def _extract_tar(blob: Path, target: Path) -> str:
-    """Extract an uncompressed or gzip layer tar and return the DiffID of its tar stream.
-
-    The `tar` filter refuses absolute names, `..` and links that leave the target,
-    and never creates device nodes outside the target.
-    """
+    """Extract a (gzip, zstd or plain) layer tar and return the DiffID of its tar stream."""
     hasher = hashlib.sha256()
     with open(blob, "rb") as raw:
-        stream = _HashingReader(_decompressed(raw), hasher)
-        with tarfile.open(fileobj=stream, mode="r|") as archive:
-            for member in archive:
-                if member.isdev():
-                    continue
-                archive.extract(member, target, filter="tar", numeric_owner=True)
-        while stream.read(1 << 20):
+        stream = _HashingReader(decompressed(raw), hasher)
+        unpack.extract(stream, target)
+        while stream.read(CHUNK):  # the DiffID covers the tar's padding too
             pass
     return "sha256:" + hasher.hexdigest()
 
 
-def _decompressed(raw):
-    head = raw.read(2)
+def decompressed(raw):
+    """A reader of the layer's tar stream, whatever compression the blob uses."""
+    head = raw.read(4)
     raw.seek(0)
-    if head == b"\x1f\x8b":
-        import gzip
-
+    if head[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=raw)
+    if head == ZSTD_MAGIC:
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_size=CHUNK)
     return raw
 
 
