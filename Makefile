@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up down status test lint bench-foundation clean
+.PHONY: up down status test lint bench clean
 
 up: $(STAMP)
 	@scripts/system-deps.sh runtime
@@ -19,6 +19,11 @@ status: $(STAMP)
 test: $(STAMP)
 	@scripts/system-deps.sh test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@scripts/system-deps.sh bench
+	$(PY) bench/post_to_exit.py
+	$(PY) bench/pull.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Berth needs that are missing; a no-op when all are there.
-# Usage: scripts/system-deps.sh [runtime|test]
+# Usage: scripts/system-deps.sh [runtime|test|bench]
 set -euo pipefail
 
 runtime_packages=(redis-server busybox-static iproute2 iptables procps ca-certificates)
-test_packages=()
+test_packages=(docker-registry skopeo)
+bench_packages=(docker-registry skopeo docker.io runc)
 
 wanted=("${runtime_packages[@]}")
-if [ "${1:-runtime}" = "test" ]; then
-  wanted+=("${test_packages[@]}")
-fi
+case "${1:-runtime}" in
+  test) wanted+=("${test_packages[@]}") ;;
+  bench) wanted+=("${bench_packages[@]}") ;;
+esac
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   wanted+=(python3-venv)
 fi

@@ -10,6 +10,7 @@ from berth.celery import app
 from workers.engine import state as engine_state
 from workers.engine.runtime import NoSuchContainer, RuntimeError_
 
+from . import images
 from .node import node
 
 log = logging.getLogger("berth.agent")
@@ -80,3 +81,58 @@ def _failure(message: str) -> dict:
     # pending row, which then shows why.
     return {"seq": 1, "state": engine_state.EXITED, "pid": None, "exit_code": 128,
             "started_at": None, "finished_at": engine_state.now_iso(), "error": message}
+
+
+# images (docs/agent-protocol.md, "Images")
+@app.task(name="agent.image_pull", ignore_result=True)
+def image_pull(operation_id: str, reference: str, registries: dict | None = None) -> None:
+    agent = node()
+    images.run_operation(agent, operation_id, images.do_pull(agent, reference, registries or {}))
+
+
+@app.task(name="agent.image_push", ignore_result=True)
+def image_push(operation_id: str, reference: str, registries: dict | None = None) -> None:
+    agent = node()
+    images.run_operation(agent, operation_id, images.do_push(agent, reference, registries or {}))
+
+
+@app.task(name="agent.image_load", ignore_result=True)
+def image_load(operation_id: str, source: dict) -> None:
+    agent = node()
+    images.run_operation(agent, operation_id, images.do_load(agent, source))
+
+
+@app.task(name="agent.image_import", ignore_result=True)
+def image_import(operation_id: str, source: dict, reference: str = "",
+                 changes: dict | None = None) -> None:
+    agent = node()
+    images.run_operation(agent, operation_id,
+                         images.do_import(agent, source, reference, changes or {}))
+
+
+@app.task(name="agent.image_save", ignore_result=True)
+def image_save(operation_id: str, references: list[str], target: dict,
+               format: str = "docker") -> None:  # noqa: A002 - the protocol's name
+    agent = node()
+    images.run_operation(agent, operation_id,
+                         images.do_save(agent, references, target, format))
+
+
+@app.task(name="agent.image_tag")
+def image_tag(source: str, target: str) -> dict:
+    return images.tag(node(), source, target)
+
+
+@app.task(name="agent.image_remove")
+def image_remove(reference: str, force: bool = False) -> dict:
+    return images.remove(node(), reference, force)
+
+
+@app.task(name="agent.image_inspect")
+def image_inspect(reference: str) -> dict:
+    return images.inspect(node(), reference)
+
+
+@app.task(name="agent.image_prune")
+def image_prune(all: bool = False) -> dict:  # noqa: A002 - the protocol's name
+    return images.prune(node(), all)

@@ -59,6 +59,28 @@ class Runtime:
     def ids(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if (p / "state.json").exists())
 
+    def _configs(self) -> dict[str, dict]:
+        configs = {}
+        for container_id in self.ids():
+            try:
+                configs[container_id] = json.loads(
+                    (self.root / container_id / "config.json").read_text())
+            except (OSError, ValueError):
+                continue
+        return configs
+
+    def containers_using(self, image_id: str) -> list[str]:
+        return [container_id for container_id, config in self._configs().items()
+                if config.get("image_id") == image_id]
+
+    def image_ids_in_use(self) -> set[str]:
+        return {config.get("image_id") for config in self._configs().values()}
+
+    def pinned_layers(self) -> set[str]:
+        """Layer directory names that containers stack, so GC keeps them."""
+        return {Path(d).name for config in self._configs().values()
+                for d in config.get("lowerdirs", [])}
+
     def state(self, container_id: str) -> dict:
         return state.read_state(self.existing(container_id))
 
