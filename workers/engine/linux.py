@@ -29,6 +29,8 @@ MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 
 SYS_PIVOT_ROOT = 155  # x86_64
+SYS_CLONE = 56  # x86_64
+SIGCHLD = 17
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -64,6 +66,19 @@ def umount(target: str, flags: int = 0) -> None:
 def pivot_root(new_root: str, put_old: str) -> None:
     result = _libc.syscall(ctypes.c_long(SYS_PIVOT_ROOT), new_root.encode(), put_old.encode())
     _check(result, "pivot_root")
+
+
+def fork_into(namespaces: int) -> int:
+    """fork(), with the child in new namespaces (pid included): 0 in the child.
+
+    unshare(CLONE_NEWPID) works once per process, so a supervisor that
+    restarts its container must clone. With no new stack, clone behaves like
+    fork; only single-threaded callers may use it, since no fork handlers run.
+    """
+    pid = _libc.syscall(ctypes.c_long(SYS_CLONE), ctypes.c_ulong(namespaces | SIGCHLD),
+                        ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0),
+                        ctypes.c_void_p(0))
+    return _check(pid, "clone")
 
 
 def prctl(option: int, arg2: int = 0) -> None:

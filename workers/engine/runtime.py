@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import logs, state
+from . import cgroups, logs, state
+from .restart import PolicyError, RestartPolicy
 from .store import ContentStore, StoreError
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
@@ -29,6 +30,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HOSTS_FILE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
               "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n"
               "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+
+
+LIVE_STATES = (state.RUNNING, state.PAUSED, state.RESTARTING)
+STOPPING_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 
 
 class RuntimeError_(Exception):
@@ -114,8 +119,9 @@ class Runtime:
     def start(self, container_id: str) -> dict:
         path = self.existing(container_id)
         current = state.read_state(path)
-        if current["state"] == state.RUNNING:
-            raise RuntimeError_(f"container {container_id} is already running")
+        if current["state"] in (state.RUNNING, state.RESTARTING, state.PAUSED):
+            raise RuntimeError_(f"container {container_id} is already {current['state']}")
+        (path / state.STOP_MARKER).unlink(missing_ok=True)
         (path / "container.log").touch(mode=0o600)
         shim = subprocess.Popen(
             [sys.executable, "-m", "workers.engine.shim", str(path)],
@@ -131,17 +137,26 @@ class Runtime:
 
     # signals
     def kill(self, container_id: str, signum: int = signal.SIGKILL) -> None:
-        current = self.state(container_id)
-        if current["state"] != state.RUNNING or not current["pid"]:
+        path = self.existing(container_id)
+        current = state.read_state(path)
+        if current["state"] not in (state.RUNNING, state.PAUSED, state.RESTARTING):
             raise RuntimeError_(f"container {container_id} is not running")
+        if signum in STOPPING_SIGNALS:
+            (path / state.STOP_MARKER).touch()
+        if current["state"] == state.RESTARTING or not current["pid"]:
+            return
         with contextlib.suppress(ProcessLookupError):
             os.kill(current["pid"], signum)
+        if current["state"] == state.PAUSED and signum in STOPPING_SIGNALS:
+            self.unpause(container_id)  # a frozen process cannot act on the signal
 
-    def stop(self, container_id: str, timeout: float = 10, signum: int = signal.SIGTERM) -> dict:
-        current = self.state(container_id)
-        if current["state"] != state.RUNNING:
+    def stop(self, container_id: str, timeout: float = 10, signum: int | None = None) -> dict:
+        path = self.existing(container_id)
+        current = state.read_state(path)
+        if current["state"] not in (state.RUNNING, state.PAUSED, state.RESTARTING):
             return current
-        self.kill(container_id, signum)
+        config = json.loads((path / "config.json").read_text())
+        self.kill(container_id, signum or config.get("stop_signal") or signal.SIGTERM)
         if not self.wait(container_id, timeout):
             self.kill(container_id, signal.SIGKILL)
             self.wait(container_id, None)
@@ -150,30 +165,80 @@ class Runtime:
     def wait(self, container_id: str, timeout: float | None) -> bool:
         """Wait until the container's shim has written its exit; False on timeout."""
         current = self.state(container_id)
-        if current["state"] != state.RUNNING:
+        if current["state"] not in LIVE_STATES:
             return True
         pidfd = open_shim(self.existing(container_id), current)
         if pidfd is None:
-            return self.state(container_id)["state"] != state.RUNNING
+            return self.state(container_id)["state"] not in LIVE_STATES
         try:
             ready, _, _ = select.select([pidfd], [], [], timeout)
         finally:
             os.close(pidfd)
-        return bool(ready) or self.state(container_id)["state"] != state.RUNNING
+        return bool(ready) or self.state(container_id)["state"] not in LIVE_STATES
 
     # remove
     def remove(self, container_id: str, force: bool = False) -> dict:
         path = self.existing(container_id)
         current = state.read_state(path)
-        if current["state"] == state.RUNNING:
+        if current["state"] in LIVE_STATES:
             if not force:
                 raise RuntimeError_(
                     f"container {container_id} is running: stop it first or force removal")
             self.kill(container_id, signal.SIGKILL)
             self.wait(container_id, None)
         final = state.write_state(path, state=state.REMOVED)
+        cgroups.for_container(container_id).remove()
         shutil.rmtree(path)
         return final
+
+    # limits, freezing, stats
+    def update(self, container_id: str, limits: dict | None = None,
+               restart: str | None = None) -> dict:
+        """Change limits (live when running) and the restart policy; returns the new config."""
+        path = self.existing(container_id)
+        config = json.loads((path / "config.json").read_text())
+        if limits:
+            merged = {**(config.get("limits") or {}), **limits}
+            parsed = cgroups.Limits.from_dict(merged)
+            if state.read_state(path)["state"] in LIVE_STATES:
+                try:
+                    cgroups.for_container(container_id).update(parsed)
+                except cgroups.CgroupError as exc:
+                    raise RuntimeError_(str(exc)) from None
+            config["limits"] = merged
+        if restart is not None:
+            config["restart"] = str(_policy(restart))
+        _write_json(path / "config.json", config)
+        return config
+
+    def pause(self, container_id: str) -> dict:
+        return self._freeze(container_id, True)
+
+    def unpause(self, container_id: str) -> dict:
+        return self._freeze(container_id, False)
+
+    def _freeze(self, container_id: str, frozen: bool) -> dict:
+        path = self.existing(container_id)
+        current = state.read_state(path)
+        wanted_from = state.RUNNING if frozen else state.PAUSED
+        if current["state"] != wanted_from:
+            verb = "pause" if frozen else "unpause"
+            raise RuntimeError_(f"cannot {verb} container {container_id}: it is "
+                                f"{current['state']}")
+        try:
+            cgroups.for_container(container_id).freeze(frozen)
+        except (cgroups.CgroupError, OSError) as exc:
+            raise RuntimeError_(str(exc)) from None
+        return state.write_state(path, state=state.PAUSED if frozen else state.RUNNING)
+
+    def stats(self, container_id: str) -> dict:
+        current = self.state(container_id)
+        if current["state"] not in (state.RUNNING, state.PAUSED) or not current["pid"]:
+            raise RuntimeError_(f"container {container_id} is not running")
+        figures = cgroups.for_container(container_id).stats()
+        figures["networks"] = cgroups.network_stats(current["pid"])
+        figures["read_at"] = state.now_iso()
+        return figures
 
     def logs(self, container_id: str, tail: int | None = None, timestamps: bool = False) -> str:
         return logs.read_text(self.existing(container_id) / "container.log", tail, timestamps)
@@ -215,7 +280,37 @@ def _merge_config(image_config: dict, spec: dict) -> dict:
         "cwd": spec.get("cwd") or image_config.get("WorkingDir") or "/",
         "hostname": spec.get("hostname") or "berth",
         "name": spec.get("name", ""),
+        "limits": spec.get("limits") or {},
+        "restart": str(_policy(spec.get("restart"))),
+        "log": spec.get("log") or {},
+        "stop_signal": _signal_number(spec.get("stop_signal") or image_config.get("StopSignal")),
     }
+
+
+def _policy(text) -> RestartPolicy:
+    try:
+        return RestartPolicy.parse(text)
+    except PolicyError as exc:
+        raise RuntimeError_(str(exc)) from None
+
+
+def _signal_number(value) -> int | None:
+    """SIGTERM, TERM, 15 → 15, as an image's StopSignal may be written."""
+    if value in (None, ""):
+        return None
+    text = str(value).upper()
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(signal.Signals[text if text.startswith("SIG") else f"SIG{text}"])
+    except KeyError:
+        raise RuntimeError_(f"unknown stop signal {value!r}") from None
+
+
+def _write_json(path: Path, document: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(document))
+    os.replace(tmp, path)
 
 
 def _merge_env(base: list[str], overrides: list[str]) -> list[str]:

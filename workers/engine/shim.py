@@ -17,13 +17,15 @@ import signal
 import socket
 import struct
 import sys
+import time
 import traceback
 from pathlib import Path
 
-from . import caps, rootfs
+from . import caps, cgroups, rootfs
 from . import linux as L
 from .logs import LogWriter
-from .state import EXITED, RUNNING, now_iso, write_state
+from .restart import RestartPolicy
+from .state import EXITED, RESTARTING, RUNNING, STOP_MARKER, now_iso, write_state
 
 CONTAINER_NAMESPACES = L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWNET
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
@@ -56,31 +58,72 @@ def _redirect_stdio(container_dir: Path) -> None:
 
 
 def supervise(container_dir: Path, report) -> None:
+    """Run the container, then restart it as its policy says, until it stays down."""
     config = json.loads((container_dir / "config.json").read_text())
+    policy = RestartPolicy.parse(config.get("restart"))
+    cgroup = cgroups.for_container(container_dir.name)
+    restarts = 0
+    while True:
+        ran_for, exit_code = _run_once(container_dir, config, cgroup, report, restarts)
+        report = None  # the starter hears about the first run only
+        if exit_code is None:
+            return  # it never started: nothing to restart
+        if (container_dir / STOP_MARKER).exists() or not policy.wants(exit_code, restarts):
+            return
+        delay = policy.delay(restarts, ran_for)
+        write_state(container_dir, state=RESTARTING, restart_count=restarts + 1)
+        if _stopped_during(container_dir, delay):
+            write_state(container_dir, state=EXITED)
+            return
+        restarts += 1
+
+
+def _run_once(container_dir: Path, config: dict, cgroup, report,
+              restarts: int) -> tuple[float, int | None]:
+    """One run of the container: (seconds it ran, exit code), or (0, None) if it never started."""
+    cgroup.create(cgroups.Limits.from_dict(config.get("limits")))
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     fail_r, fail_w = os.pipe2(os.O_CLOEXEC)
-    L.unshare(L.CLONE_NEWPID)
-    pid = os.fork()
+    pid = L.fork_into(L.CLONE_NEWPID)
     if pid == 0:
-        _container_init(config, container_dir, out_w, err_w, fail_w)
+        _container_init(config, container_dir, cgroup, out_w, err_w, fail_w)
     for fd in (out_w, err_w, fail_w):
         os.close(fd)
     failure = _read_all(fail_r)
     if failure:
         _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        final = write_state(container_dir, state=EXITED, exit_code=code, pid=None,
-                            finished_at=now_iso(), error=failure)
-        _tell(report, {"ok": False, "error": failure, "state": final})
-        return
-    started = write_state(container_dir, state=RUNNING, pid=pid, shim_pid=os.getpid(),
-                          started_at=now_iso(), exit_code=None, finished_at=None, error="")
-    _tell(report, {"ok": True, "state": started})
-    _pump_logs(container_dir, out_r, err_r)
+        cgroup.remove()
+        final = write_state(container_dir, state=EXITED, pid=None, finished_at=now_iso(),
+                            exit_code=os.waitstatus_to_exitcode(status), error=failure)
+        if report:
+            _tell(report, {"ok": False, "error": failure, "state": final})
+        for fd in (out_r, err_r):
+            os.close(fd)
+        return 0.0, None
+    started = time.monotonic()
+    current = write_state(container_dir, state=RUNNING, pid=pid, shim_pid=os.getpid(),
+                          started_at=now_iso(), exit_code=None, finished_at=None, error="",
+                          oom_killed=False, restart_count=restarts)
+    if report:
+        _tell(report, {"ok": True, "state": current})
+    _pump_logs(container_dir, config, out_r, err_r)
     _, status = os.waitpid(pid, 0)
-    write_state(container_dir, state=EXITED, exit_code=_docker_exit_code(status), pid=None,
-                finished_at=now_iso())
+    oom_killed = cgroup.oom_killed()
+    cgroup.remove()
+    exit_code = _docker_exit_code(status)
+    write_state(container_dir, state=EXITED, exit_code=exit_code, pid=None,
+                finished_at=now_iso(), oom_killed=oom_killed)
+    return time.monotonic() - started, exit_code
+
+
+def _stopped_during(container_dir: Path, delay: float) -> bool:
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline:
+        if (container_dir / STOP_MARKER).exists():
+            return True
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+    return (container_dir / STOP_MARKER).exists()
 
 
 def _tell(report, message: dict) -> None:
@@ -105,8 +148,10 @@ def _docker_exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-def _pump_logs(container_dir: Path, out_r: int, err_r: int) -> None:
-    writer = LogWriter(container_dir / "container.log")
+def _pump_logs(container_dir: Path, config: dict, out_r: int, err_r: int) -> None:
+    rotation = config.get("log") or {}
+    writer = LogWriter(container_dir / "container.log", rotation.get("max_size"),
+                       rotation.get("max_files", 1))
     selector = selectors.DefaultSelector()
     selector.register(out_r, selectors.EVENT_READ, "stdout")
     selector.register(err_r, selectors.EVENT_READ, "stderr")
@@ -123,11 +168,12 @@ def _pump_logs(container_dir: Path, out_r: int, err_r: int) -> None:
     writer.close()
 
 
-def _container_init(config: dict, container_dir: Path, out_w: int, err_w: int,
+def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w: int,
                     fail_w: int) -> None:
     """Pid 1 of the new pid namespace: build the root, then exec the command."""
     try:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        cgroup.join()
         highest_cap = caps.last_cap()
         L.unshare(CONTAINER_NAMESPACES)
         rootfs.build(config, container_dir)

@@ -13,7 +13,12 @@ from pathlib import Path
 CREATED = "created"
 RUNNING = "running"
 EXITED = "exited"
+RESTARTING = "restarting"
+PAUSED = "paused"
 REMOVED = "removed"
+# Written by `stop`/`kill` before signalling: the restart policy then leaves the
+# container down, as Docker does after an explicit stop.
+STOP_MARKER = "stop-requested"
 
 
 def now_iso() -> str:
@@ -32,7 +37,8 @@ def write_state(container_dir: Path, **changes) -> dict:
         current = json.loads(path.read_text())
     except FileNotFoundError:
         current = {"seq": 0, "state": None, "pid": None, "shim_pid": None, "exit_code": None,
-                   "started_at": None, "finished_at": None, "error": ""}
+                   "started_at": None, "finished_at": None, "error": "", "oom_killed": False,
+                   "restart_count": 0}
     current.update(changes)
     current["seq"] += 1
     tmp = path.with_name(f".state.{os.getpid()}.tmp")
@@ -42,5 +48,6 @@ def write_state(container_dir: Path, **changes) -> dict:
 
 
 def as_report(state: dict) -> dict:
-    keys = ("seq", "state", "pid", "exit_code", "started_at", "finished_at", "error")
+    keys = ("seq", "state", "pid", "exit_code", "started_at", "finished_at", "error",
+            "oom_killed", "restart_count")
     return {key: state.get(key) for key in keys}
