@@ -41,7 +41,7 @@ class Node:
     def announce(self) -> None:
         """Register (or re-register) the host and report every container's state."""
         self.reporter.register(self.facts())
-        self.supervisor.adopt()
+        self.supervisor.resend_all()
 
     def heartbeat_forever(self) -> None:
         interval = self.config.heartbeat_interval

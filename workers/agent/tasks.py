@@ -18,20 +18,30 @@ log = logging.getLogger("berth.agent")
 
 @app.task(name="agent.container_run", ignore_result=True)
 def container_run(container_id: str, spec: dict) -> None:
+    """Create and start; `spec["start"] = False` only creates (docker create)."""
     agent = node()
     try:
-        created = agent.runtime.create(container_id, spec)
+        agent.runtime.create(container_id, spec)
     except RuntimeError_ as exc:
         agent.reporter.container(container_id, _failure(str(exc)))
         return
-    agent.supervisor.report(container_id, created)
+    agent.supervisor.track(container_id)
+    if spec.get("start", True):
+        _start(agent, container_id)
+
+
+@app.task(name="agent.container_start", ignore_result=True)
+def container_start(container_id: str) -> None:
+    _guarded(lambda agent: _start(agent, container_id))
+
+
+def _start(agent, container_id: str) -> None:
     try:
-        started = agent.runtime.start(container_id)
+        agent.runtime.start(container_id)
     except RuntimeError_ as exc:
-        started = engine_state.write_state(agent.runtime.existing(container_id),
-                                           state=engine_state.EXITED, exit_code=128,
-                                           finished_at=engine_state.now_iso(), error=str(exc))
-    agent.supervisor.report(container_id, started)
+        engine_state.write_state(agent.runtime.existing(container_id), error=str(exc))
+        log.warning("start %s refused: %s", container_id, exc)
+    agent.supervisor.track(container_id)
 
 
 @app.task(name="agent.container_stop", ignore_result=True)
@@ -39,9 +49,39 @@ def container_stop(container_id: str, timeout: int = 10) -> None:
     _guarded(lambda agent: agent.runtime.stop(container_id, timeout))
 
 
+@app.task(name="agent.container_restart", ignore_result=True)
+def container_restart(container_id: str, timeout: int = 10) -> None:
+    def restart(agent) -> None:
+        agent.runtime.stop(container_id, timeout)
+        _start(agent, container_id)
+    _guarded(restart)
+
+
 @app.task(name="agent.container_kill", ignore_result=True)
 def container_kill(container_id: str, signal: int = 9) -> None:
     _guarded(lambda agent: agent.runtime.kill(container_id, signal))
+
+
+@app.task(name="agent.container_pause", ignore_result=True)
+def container_pause(container_id: str) -> None:
+    _guarded(lambda agent: agent.runtime.pause(container_id))
+
+
+@app.task(name="agent.container_unpause", ignore_result=True)
+def container_unpause(container_id: str) -> None:
+    _guarded(lambda agent: agent.runtime.unpause(container_id))
+
+
+@app.task(name="agent.container_update")
+def container_update(container_id: str, limits: dict | None = None,
+                     restart: str | None = None) -> dict:
+    config = node().runtime.update(container_id, limits, restart)
+    return {"limits": config.get("limits", {}), "restart": config.get("restart", "no")}
+
+
+@app.task(name="agent.container_stats")
+def container_stats(container_id: str) -> dict:
+    return node().runtime.stats(container_id)
 
 
 @app.task(name="agent.container_remove", ignore_result=True)
@@ -56,7 +96,7 @@ def container_remove(container_id: str, force: bool = False) -> None:
     except RuntimeError_ as exc:
         log.warning("remove %s refused: %s", container_id, exc)
         return
-    agent.reporter.container(container_id, engine_state.as_report(final))
+    agent.supervisor.report(container_id, engine_state.as_report(final))
 
 
 @app.task(name="agent.container_logs")

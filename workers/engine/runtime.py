@@ -32,7 +32,7 @@ HOSTS_FILE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n
               "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
 
 
-LIVE_STATES = (state.RUNNING, state.PAUSED, state.RESTARTING)
+LIVE_STATES = state.LIVE
 STOPPING_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 
 
@@ -88,6 +88,9 @@ class Runtime:
 
     def state(self, container_id: str) -> dict:
         return state.read_state(self.existing(container_id))
+
+    def config(self, container_id: str) -> dict:
+        return json.loads((self.existing(container_id) / "config.json").read_text())
 
     # create
     def create(self, container_id: str, spec: dict) -> dict:

@@ -16,6 +16,7 @@ EXITED = "exited"
 RESTARTING = "restarting"
 PAUSED = "paused"
 REMOVED = "removed"
+LIVE = (RUNNING, PAUSED, RESTARTING)  # a shim supervises the container
 # Written by `stop`/`kill` before signalling: the restart policy then leaves the
 # container down, as Docker does after an explicit stop.
 STOP_MARKER = "stop-requested"
