@@ -43,6 +43,8 @@ def _run(runtime: Runtime, args) -> int:
     runtime.wait(container_id, None)
     sys.stdout.write(runtime.logs(container_id))
     final = runtime.remove(container_id)
+    if final.get("error"):
+        print(f"berth: {final['error']}", file=sys.stderr)
     return final["exit_code"] if final["exit_code"] is not None else 125
 
 

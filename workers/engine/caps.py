@@ -30,12 +30,16 @@ def last_cap() -> int:
         return int(handle.read())
 
 
-def restrict(keep: set[int], highest: int) -> None:
-    """Drop every capability not in `keep`; `highest` is read before the root moves."""
+def drop_bounding(keep: set[int], highest: int) -> None:
+    """Cut the bounding set and empty the ambient one; `highest` is read before pivot_root."""
     for number in range(highest + 1):
         if number not in keep:
             L.prctl(PR_CAPBSET_DROP, number)
     L._check(L._libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "ambient")
+
+
+def set_process_caps(keep: set[int]) -> None:
+    """Effective and permitted = `keep`; inheritable empty."""
     bits = mask(keep)
     header = struct.pack("Ii", LINUX_CAPABILITY_VERSION_3, 0)
     low, high = bits & 0xFFFFFFFF, bits >> 32

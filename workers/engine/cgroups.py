@@ -5,8 +5,6 @@ under /sys/fs/cgroup/berth/; on v1 (and on hybrid hosts, whose controllers are
 all bound to v1 hierarchies) it gets one directory per controller.
 """
 
-import contextlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,21 +73,16 @@ class Cgroup:
         raise NotImplementedError
 
     def remove(self) -> None:
-        """Remove the directories; retried briefly because the kernel frees them a little late."""
+        """Remove the directories once empty; retried briefly because the processes of a
+        dead pid namespace leave their cgroup a little after its init has been reaped."""
         for path in self.paths():
-            for _ in range(50):
+            for _ in range(100):
                 try:
                     if path.exists():
                         path.rmdir()
                     break
                 except OSError:
-                    self._kill_all(path)
-                    time.sleep(0.02)
-
-    def _kill_all(self, path: Path) -> None:
-        for pid in _read(path / "cgroup.procs").split():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid), 9)
+                    time.sleep(0.01)
 
     def paths(self) -> list[Path]:
         raise NotImplementedError

@@ -59,8 +59,40 @@ def build(config: dict, container_dir: Path) -> None:
     _mount_proc_sys(rootfs)
     _mount_dev(rootfs)
     _bind_etc(rootfs, container_dir)
+    _mount_tmpfs(rootfs, config.get("tmpfs") or {})
+    _write_sysctls(rootfs, config.get("sysctls") or {})
     _mask(rootfs)
     _pivot(rootfs)
+    if config.get("read_only"):
+        L.mount(None, "/", None, L.MS_REMOUNT | L.MS_BIND | L.MS_RDONLY)
+
+
+def make_init_layer(path: Path) -> Path:
+    """Docker's init layer: real directories and files where the runtime mounts, stacked
+    above the image so an image whose /proc, /sys, /dev or /etc/hosts is a symlink
+    cannot redirect those mounts."""
+    if path.is_dir():
+        return path
+    tmp = path.with_name(path.name + ".tmp")
+    for directory, mode in (("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("etc", 0o755)):
+        (tmp / directory).mkdir(mode=mode, parents=True, exist_ok=True)
+    for name in ETC_FILES:
+        (tmp / "etc" / name).touch(mode=0o644)
+    tmp.rename(path)
+    return path
+
+
+def _mount_tmpfs(rootfs: Path, mounts: dict[str, str]) -> None:
+    for target, options in sorted(mounts.items()):
+        path = inside(rootfs, target.lstrip("/"))
+        ensure_dir(path)
+        L.mount("tmpfs", str(path), "tmpfs", NOSUID_NODEV_NOEXEC, options or None)
+
+
+def _write_sysctls(rootfs: Path, sysctls: dict[str, str]) -> None:
+    # Written through the container's own /proc, before /proc/sys turns read-only.
+    for name, value in sorted(sysctls.items()):
+        (rootfs / "proc" / "sys" / name.replace(".", "/")).write_text(str(value))
 
 
 def _mount_proc_sys(rootfs: Path) -> None:

@@ -10,6 +10,7 @@
 """
 
 import contextlib
+import ipaddress
 import json
 import os
 import re
@@ -21,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cgroups, logs, state
+from . import cgroups, logs, rootfs, state
 from .restart import PolicyError, RestartPolicy
 from .store import ContentStore, StoreError
 
@@ -107,13 +108,14 @@ class Runtime:
         tmp.mkdir(mode=0o700)
         for name in ("upper", "work", "rootfs"):
             (tmp / name).mkdir(mode=0o755)
+        init_layer = rootfs.make_init_layer(self.root.parent / "init-layer")
         config.update(
-            lowerdirs=[str(d) for d in self.store.layer_dirs(image)],
+            lowerdirs=[str(init_layer)] + [str(d) for d in self.store.layer_dirs(image)],
             upperdir=str(path / "upper"), workdir=str(path / "work"),
             rootfs=str(path / "rootfs"), image=image.reference, image_id=image.image_id,
         )
         (tmp / "config.json").write_text(json.dumps(config))
-        _write_etc_files(tmp, config["hostname"])
+        _write_etc_files(tmp, config["hostname"], spec.get("extra_hosts") or [])
         state.write_state(tmp, state=state.CREATED)
         os.rename(tmp, path)
         return state.read_state(path)
@@ -287,7 +289,37 @@ def _merge_config(image_config: dict, spec: dict) -> dict:
         "restart": str(_policy(spec.get("restart"))),
         "log": spec.get("log") or {},
         "stop_signal": _signal_number(spec.get("stop_signal") or image_config.get("StopSignal")),
+        "user": spec.get("user") or image_config.get("User") or "",
+        "read_only": bool(spec.get("read_only")),
+        "no_new_privileges": bool(spec.get("no_new_privileges")),
+        "seccomp": "unconfined" if spec.get("seccomp") == "unconfined" else "default",
+        "tmpfs": _tmpfs(spec.get("tmpfs") or {}),
+        "sysctls": _sysctls(spec.get("sysctls") or {}),
     }
+
+
+NAMESPACED_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                      "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                      "kernel.shm_rmid_forced")
+NAMESPACED_SYSCTL_PREFIXES = ("fs.mqueue.", "net.")
+
+
+def _sysctls(sysctls: dict) -> dict[str, str]:
+    """Only sysctls that belong to the container's own namespaces, as Docker allows."""
+    for name in sysctls:
+        allowed = name in NAMESPACED_SYSCTLS or name.startswith(NAMESPACED_SYSCTL_PREFIXES)
+        if not allowed or ".." in name or "/" in name:
+            raise RuntimeError_(f"sysctl {name!r} is not namespaced: it would change the host")
+    return {name: str(value) for name, value in sysctls.items()}
+
+
+def _tmpfs(mounts: dict) -> dict[str, str]:
+    for target, options in mounts.items():
+        if not target.startswith("/") or ".." in target.split("/") or target == "/":
+            raise RuntimeError_(f"invalid tmpfs target {target!r}: use an absolute path")
+        if any(c in str(options) for c in "\0\n"):
+            raise RuntimeError_(f"invalid tmpfs options for {target}")
+    return {target: str(options or "") for target, options in mounts.items()}
 
 
 def _policy(text) -> RestartPolicy:
@@ -324,10 +356,23 @@ def _merge_env(base: list[str], overrides: list[str]) -> list[str]:
     return [f"{key}={value}" for key, value in merged.items()]
 
 
-def _write_etc_files(path: Path, hostname: str) -> None:
+def _write_etc_files(path: Path, hostname: str, extra_hosts: list[str]) -> None:
     (path / "hostname").write_text(hostname + "\n")
-    (path / "hosts").write_text(HOSTS_FILE)
+    extra = "".join(f"{address}\t{name}\n" for name, address in map(_host_entry, extra_hosts))
+    (path / "hosts").write_text(HOSTS_FILE + extra)
     (path / "resolv.conf").write_text(_resolv_conf())
+
+
+def _host_entry(text: str) -> tuple[str, str]:
+    """`name:address`, as `docker run --add-host` takes it (IPv6 addresses have colons)."""
+    name, _, address = text.partition(":")
+    try:
+        ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        raise RuntimeError_(f"invalid extra host {text!r}: use name:address") from None
+    if not name or any(c.isspace() for c in name):
+        raise RuntimeError_(f"invalid extra host {text!r}: use name:address")
+    return name, address.strip("[]")
 
 
 def _resolv_conf() -> str:

@@ -21,7 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import caps, cgroups, rootfs
+from . import caps, cgroups, rootfs, seccomp, users
 from . import linux as L
 from .logs import LogWriter
 from .restart import RestartPolicy
@@ -64,23 +64,29 @@ def supervise(container_dir: Path, report) -> None:
     cgroup = cgroups.for_container(container_dir.name)
     restarts = 0
     while True:
-        ran_for, exit_code = _run_once(container_dir, config, cgroup, report, restarts)
+        ran_for, exit_code, oom_killed = _run_once(container_dir, config, cgroup, report,
+                                                   restarts)
         report = None  # the starter hears about the first run only
         if exit_code is None:
             return  # it never started: nothing to restart
-        if (container_dir / STOP_MARKER).exists() or not policy.wants(exit_code, restarts):
+        ended = {"exit_code": exit_code, "pid": None, "finished_at": now_iso(),
+                 "oom_killed": oom_killed}
+        stopped = (container_dir / STOP_MARKER).exists()
+        if stopped or not policy.wants(exit_code, restarts):
+            write_state(container_dir, state=EXITED, **ended)
             return
-        delay = policy.delay(restarts, ran_for)
-        write_state(container_dir, state=RESTARTING, restart_count=restarts + 1)
-        if _stopped_during(container_dir, delay):
+        # Straight from running to restarting: a reader never sees a passing "exited".
+        write_state(container_dir, state=RESTARTING, restart_count=restarts + 1, **ended)
+        if _stopped_during(container_dir, policy.delay(restarts, ran_for)):
             write_state(container_dir, state=EXITED)
             return
         restarts += 1
 
 
 def _run_once(container_dir: Path, config: dict, cgroup, report,
-              restarts: int) -> tuple[float, int | None]:
-    """One run of the container: (seconds it ran, exit code), or (0, None) if it never started."""
+              restarts: int) -> tuple[float, int | None, bool]:
+    """One run: (seconds it ran, exit code, OOM-killed); the exit code is None if it never
+    started, in which case the exited state is already written."""
     cgroup.create(cgroups.Limits.from_dict(config.get("limits")))
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -100,7 +106,7 @@ def _run_once(container_dir: Path, config: dict, cgroup, report,
             _tell(report, {"ok": False, "error": failure, "state": final})
         for fd in (out_r, err_r):
             os.close(fd)
-        return 0.0, None
+        return 0.0, None, False
     started = time.monotonic()
     current = write_state(container_dir, state=RUNNING, pid=pid, shim_pid=os.getpid(),
                           started_at=now_iso(), exit_code=None, finished_at=None, error="",
@@ -111,10 +117,7 @@ def _run_once(container_dir: Path, config: dict, cgroup, report,
     _, status = os.waitpid(pid, 0)
     oom_killed = cgroup.oom_killed()
     cgroup.remove()
-    exit_code = _docker_exit_code(status)
-    write_state(container_dir, state=EXITED, exit_code=exit_code, pid=None,
-                finished_at=now_iso(), oom_killed=oom_killed)
-    return time.monotonic() - started, exit_code
+    return time.monotonic() - started, _docker_exit_code(status), oom_killed
 
 
 def _stopped_during(container_dir: Path, delay: float) -> bool:
@@ -175,10 +178,15 @@ def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         cgroup.join()
         highest_cap = caps.last_cap()
+        confined = config.get("seccomp", "default") != "unconfined"
+        seccomp_filter = seccomp.build_default_filter() if confined else None
         L.unshare(CONTAINER_NAMESPACES)
         rootfs.build(config, container_dir)
         socket.sethostname(config["hostname"])
         _loopback_up()
+        user = users.resolve(config.get("user"))
+        env = _env(config["env"])
+        env.setdefault("HOME", user.home)
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out_w, 1)
@@ -186,14 +194,28 @@ def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w
         os.closerange(3, fail_w)
         os.closerange(fail_w + 1, 65536)
         _chdir(config["cwd"])
-        caps.restrict(set(caps.DEFAULT_CAPABILITIES.values()), highest_cap)
-        os.execvpe(config["args"][0], config["args"], _env(config["env"]))
+        _confine(config, user, highest_cap, seccomp_filter)
+        os.execvpe(config["args"][0], config["args"], env)
     except FileNotFoundError as exc:
         _fail(fail_w, f"exec {config['args'][0]!r}: {exc.strerror}", 127)
     except PermissionError as exc:
         _fail(fail_w, f"exec {config['args'][0]!r}: {exc.strerror}", 126)
     except BaseException as exc:  # noqa: BLE001 - anything here must reach the starter
         _fail(fail_w, f"container init: {exc}", 128)
+
+
+def _confine(config: dict, user, highest_cap: int, seccomp_filter) -> None:
+    """runc's order: no_new_privs, seccomp, bounding set, ids, then the process's caps."""
+    keep = set(caps.DEFAULT_CAPABILITIES.values())
+    if config.get("no_new_privileges"):
+        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+    if seccomp_filter is not None:
+        seccomp.load(seccomp_filter)
+    caps.drop_bounding(keep, highest_cap)
+    os.setgroups(list(user.groups))
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+    caps.set_process_caps(keep if user.uid == 0 else set())
 
 
 def _chdir(cwd: str) -> None:
