@@ -6,7 +6,6 @@ Run as root:  .venv/bin/python bench/pull.py [-n 5] [--mb 200]
 """
 
 import argparse
-import gzip
 import os
 import random
 import shutil

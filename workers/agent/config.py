@@ -14,6 +14,7 @@ class AgentConfig:
     root: Path
     heartbeat_interval: float
     concurrency: int
+    redis_url: str
 
     @property
     def store_root(self) -> Path:
@@ -26,4 +27,5 @@ class AgentConfig:
             root=Path(root or os.environ.get("BERTH_AGENT_ROOT") or "/var/lib/berth"),
             heartbeat_interval=float(os.environ.get("BERTH_HEARTBEAT_INTERVAL", "3")),
             concurrency=int(os.environ.get("BERTH_AGENT_CONCURRENCY", "8")),
+            redis_url=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
         )

@@ -10,6 +10,7 @@ from workers.engine.store import ContentStore, StoreError
 
 from .config import AGENT_VERSION, AgentConfig
 from .facts import host_facts
+from .logship import LogShipper
 from .reporter import Reporter
 from .supervisor import Supervisor
 
@@ -24,7 +25,8 @@ class Node:
         self.store = ContentStore(config.store_root)
         self.runtime = Runtime(config.root, self.store)
         self.reporter = Reporter(config.host_name)
-        self.supervisor = Supervisor(self.runtime, self.reporter)
+        self.shipper = LogShipper(config.redis_url, self.runtime.root)
+        self.supervisor = Supervisor(self.runtime, self.reporter, self.shipper)
 
     def ensure_base_image(self) -> None:
         try:
@@ -56,6 +58,7 @@ class Node:
 
     def start(self) -> None:
         self.ensure_base_image()
+        self.shipper.start()
         self.supervisor.start()
         self.announce()
         threading.Thread(target=self.heartbeat_forever, name="heartbeat", daemon=True).start()

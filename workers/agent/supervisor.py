@@ -22,9 +22,10 @@ log = logging.getLogger("berth.agent")
 
 
 class Supervisor:
-    def __init__(self, runtime: Runtime, reporter: Reporter):
+    def __init__(self, runtime: Runtime, reporter: Reporter, shipper=None):
         self.runtime = runtime
         self.reporter = reporter
+        self.shipper = shipper
         self._watched: dict[int, str] = {}  # pidfd → container id
         self._lock = threading.Lock()
         self._poll = select.poll()
@@ -47,6 +48,8 @@ class Supervisor:
         """Follow a container from now on: its state file, and its shim while it lives."""
         path = self.runtime.existing(container_id)
         self._files.add(str(path))
+        if self.shipper is not None:
+            self.shipper.follow(container_id)
         current = self.runtime.state(container_id)
         self.report(container_id, current)
         if current["state"] not in engine_state.LIVE:

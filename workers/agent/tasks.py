@@ -96,6 +96,7 @@ def container_remove(container_id: str, force: bool = False) -> None:
     except RuntimeError_ as exc:
         log.warning("remove %s refused: %s", container_id, exc)
         return
+    agent.shipper.forget(container_id)
     agent.supervisor.report(container_id, engine_state.as_report(final))
 
 
