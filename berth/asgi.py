@@ -1,7 +1,8 @@
-"""ASGI entry point: HTTP goes to Django, WebSockets to the container events consumer.
+"""ASGI entry point: HTTP goes to Django, WebSockets to the events consumer.
 
 Django is set up before the consumer modules are imported, because they
-import models.
+import models. HTTP bodies over BERTH_MAX_UPLOAD_BYTES are refused before
+Django spools them (berth/bodylimit.py).
 """
 
 import os
@@ -16,10 +17,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.containers.routing import websocket_urlpatterns  # noqa: E402
+from berth.bodylimit import BodySizeLimit  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodySizeLimit(django_asgi_app),
         # The origin check stops other sites from riding a user's session cookie.
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))

@@ -54,3 +54,17 @@ class AgentError(ServiceError):
 
     status = 502
     code = "agent_error"
+
+
+class Gone(ServiceError):
+    """The thing existed but was removed on purpose (e.g. an expired archive)."""
+
+    status = 410
+    code = "gone"
+
+
+class TooLarge(ServiceError):
+    """The request body is over the configured limit."""
+
+    status = 413
+    code = "too_large"

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "apps.teams",
     "apps.hosts",
     "apps.images",
+    "apps.operations",
     "apps.containers",
     "apps.dashboard",
 ]
@@ -154,6 +155,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"queue": "control", "expires": 5.0},
     },
+    "operations.cleanup_transfers": {
+        "task": "operations.cleanup_transfers",
+        "schedule": 600.0,
+        "options": {"queue": "control", "expires": 600.0},
+    },
 }
 
 CHANNEL_LAYERS = {
@@ -165,6 +171,16 @@ CHANNEL_LAYERS = {
 
 BERTH_HOST_OFFLINE_AFTER = env_int("BERTH_HOST_OFFLINE_AFTER", 15, minimum=1)
 BERTH_LOGS_TIMEOUT = env_int("BERTH_LOGS_TIMEOUT", 10, minimum=1)
+# Seconds the API waits for an agent's answer to image tag/remove/inspect/prune.
+BERTH_IMAGE_RPC_TIMEOUT = env_int("BERTH_IMAGE_RPC_TIMEOUT", 60, minimum=1)
+# Base URL agents use to reach this control plane for archive transfers
+# (e.g. "http://10.0.0.5:8000"); empty: the URL the API request came in on.
+BERTH_PUBLIC_URL = env_str("BERTH_PUBLIC_URL", "").rstrip("/")
+# Largest request body accepted (image archives for load/import, saved archives).
+BERTH_MAX_UPLOAD_BYTES = env_int("BERTH_MAX_UPLOAD_BYTES", 20 * 2**30, minimum=1)
+# Seconds an archive transfer is kept on disk (uploads and saved archives).
+BERTH_TRANSFER_TTL = env_int("BERTH_TRANSFER_TTL", 6 * 3600, minimum=60)
+BERTH_TRANSFER_DIR = VAR_DIR / "transfers"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -21,6 +21,7 @@ api_patterns = [
     path("", include("apps.teams.api.urls")),
     path("", include("apps.hosts.api.urls")),
     path("", include("apps.images.api.urls")),
+    path("", include("apps.operations.api.urls")),
     path("", include("apps.containers.api.urls")),
     path("schema/", SchemaView.as_view(), name="schema"),
 ]

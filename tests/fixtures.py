@@ -165,3 +165,63 @@ def memory_layer(settings):
 
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     return get_channel_layer()
+
+
+@pytest.fixture
+def transfer_dir(settings, tmp_path):
+    """Archives go to a private directory (settings.BERTH_TRANSFER_DIR)."""
+    directory = tmp_path / "transfers"
+    directory.mkdir()
+    settings.BERTH_TRANSFER_DIR = directory
+    return directory
+
+
+@pytest.fixture
+def fake_agent(broker, monkeypatch):
+    """Answers agent RPCs through the real broker and result backend.
+
+    ``fake_agent["agent.image_tag"] = {...}`` makes the call return that value;
+    an exception instance makes it fail the way an agent's exception does
+    (Celery stores it by class name and rebuilds it on ``.get()``). The
+    message still lands on ``host.<name>`` like any other.
+    """
+    from apps.hosts import services as host_services
+
+    celery_app = host_services.celery_app
+    answers: dict = {}
+    real_send_task = celery_app.send_task
+
+    def send_task(name, *args, **kwargs):
+        result = real_send_task(name, *args, **kwargs)
+        if name in answers:
+            answer = answers[name]
+            if isinstance(answer, BaseException):
+                celery_app.backend.mark_as_failure(result.id, answer)
+            else:
+                celery_app.backend.mark_as_done(result.id, answer)
+        return result
+
+    monkeypatch.setattr(celery_app, "send_task", send_task)
+    return answers
+
+
+def agent_exception(name: str, message: str) -> Exception:
+    """An exception of class ``name`` from a module the control plane never imports."""
+    cls = type(name, (Exception,), {"__module__": "workers.agent.not_imported_here"})
+    return cls(message)
+
+
+def image_report(reference: str, **extra) -> dict:
+    """An image report as agents send it (docs/agent-protocol.md)."""
+    report = {
+        "reference": reference,
+        "digest": "sha256:" + "d" * 64,
+        "image_id": "sha256:" + "e" * 64,
+        "size": 1234,
+        "created": "2024-05-06T07:08:09Z",
+        "config": {"Cmd": ["sh"]},
+        "repo_digests": [],
+        "history": [{"created_by": "ADD rootfs.tar /"}],
+    }
+    report.update(extra)
+    return report

@@ -2,6 +2,7 @@
 and events of subscribed teams delivered."""
 
 import json
+from dataclasses import asdict
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -204,3 +205,64 @@ def test_events_travel_through_redis(owner, team, redis_url, settings):
         return received
 
     assert run(scenario)["container"]["state"] == "exited"
+
+
+def operation_event(status="running"):
+    from apps.operations.events import OperationEvent
+
+    return OperationEvent(
+        id="o" * 32,
+        kind="pull",
+        status=status,
+        team="alpha",
+        host="node",
+        target="docker.io/library/busybox:latest",
+        progress={"done": 1, "total": 2},
+        error="",
+        created_at=None,
+        started_at=None,
+        finished_at=None,
+    )
+
+
+def test_subscribing_to_a_team_also_delivers_its_operation_events(viewer, team, memory_layer):
+    from asgiref.sync import sync_to_async
+
+    from apps.operations.events import send_operation_event
+
+    async def scenario():
+        comm = communicator(viewer)
+        await comm.connect()
+        await comm.send_json_to({"action": "subscribe", "team": "alpha"})
+        await comm.receive_json_from()
+        assert await sync_to_async(send_operation_event)(team.pk, operation_event())
+        received = await comm.receive_json_from()
+        await comm.send_json_to({"action": "unsubscribe", "team": "alpha"})
+        await comm.receive_json_from()
+        await sync_to_async(send_operation_event)(team.pk, operation_event("succeeded"))
+        nothing = await comm.receive_nothing(timeout=0.2)
+        await comm.disconnect()
+        return received, nothing
+
+    received, nothing = run(scenario)
+    assert received == {"type": "operation.state", "operation": asdict(operation_event())}
+    assert nothing is True
+
+
+def test_outsider_gets_no_operation_events_of_another_team(outsider, team, memory_layer):
+    from asgiref.sync import sync_to_async
+
+    from apps.operations.events import send_operation_event
+
+    async def scenario():
+        comm = communicator(outsider)
+        await comm.connect()
+        await comm.send_json_to({"action": "subscribe", "team": "alpha"})
+        reply = await comm.receive_json_from()
+        await sync_to_async(send_operation_event)(team.pk, operation_event())
+        nothing = await comm.receive_nothing(timeout=0.2)
+        await comm.disconnect()
+        return reply, nothing
+
+    reply, nothing = run(scenario)
+    assert reply["type"] == "error" and nothing is True

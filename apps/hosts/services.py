@@ -24,12 +24,21 @@ from apps.hosts.choices import HostStatus
 from apps.hosts.models import Host
 from berth.celery import app as celery_app
 from berth.celery import host_queue_name
-from berth.errors import AgentError, HostUnavailable, InvalidInput
+from berth.errors import AgentError, Conflict, HostUnavailable, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
 BROKER_ERRORS = (OperationalError, RedisConnectionError, OSError)
 INT_FACTS = ("cpus", "memory_bytes")
+# An agent refuses a request by raising an exception with one of these class
+# names; the API answers with the mapped error and the agent's own message.
+# Any other agent exception is an AgentError (502).
+AGENT_REFUSALS = {
+    "ImageInUse": Conflict,
+    "Conflict": Conflict,
+    "ImageNotFound": NotFound,
+    "NotFound": NotFound,
+}
 TEXT_FACTS = {"kernel": 200, "agent_version": 64, "cgroup_version": 16}
 
 
@@ -179,9 +188,23 @@ def call_host(host: Host, task_name: str, args: Sequence, timeout: float) -> Any
     except BROKER_ERRORS as exc:
         raise HostUnavailable(f"result backend unreachable: {exc}") from exc
     except Exception as exc:  # the agent's own exception, re-raised by Celery
-        raise AgentError(f"host {host.name}: {type(exc).__name__}: {exc}") from exc
+        raise agent_error(host, exc) from exc
     finally:
         _forget(result)
+
+
+def agent_error(host: Host, exc: BaseException) -> Exception:
+    """The service error for an exception the agent raised: a refusal, or a 502.
+
+    Celery rebuilds the agent's exception by class name (a stand-in class
+    when the agent's module is not importable here), so the name is what
+    identifies a refusal.
+    """
+    name = type(exc).__name__.rsplit(".", 1)[-1]
+    refusal = AGENT_REFUSALS.get(name)
+    if refusal is not None:
+        return refusal(str(exc) or f"host {host.name} refused: {name}")
+    return AgentError(f"host {host.name}: {name}: {exc}")
 
 
 def _forget(result) -> None:

@@ -1,0 +1,27 @@
+from django.db import models
+
+
+class OperationKind(models.TextChoices):
+    PULL = "pull", "Pull"
+    PUSH = "push", "Push"
+    LOAD = "load", "Load"
+    IMPORT = "import", "Import"
+    SAVE = "save", "Save"
+
+
+class OperationStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"  # row created, task queued for the agent
+    RUNNING = "running", "Running"  # the agent reported progress
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class TransferDirection(models.TextChoices):
+    TO_AGENT = "to_agent", "To the agent"  # a user uploaded it; the agent GETs it
+    FROM_AGENT = "from_agent", "From the agent"  # the agent PUTs it; a user downloads it
+
+
+# Statuses in which agent reports still apply and transfers are open.
+ACTIVE_STATUSES = frozenset({OperationStatus.QUEUED, OperationStatus.RUNNING})
+# Kinds whose resulting new image rows belong to the operation's team.
+OWNING_KINDS = frozenset({OperationKind.PULL, OperationKind.LOAD, OperationKind.IMPORT})

@@ -1,0 +1,77 @@
+"""Operation events pushed to browsers over WebSockets (queued, progress, finished).
+
+Like container events (apps/containers/events.py) there is exactly one way to
+emit them, ``send_operation_event``, with a typed payload; delivery is best
+effort and never fails the report or request that caused it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "operation.state"
+# The handler method on the consumer is derived from this ("operation.event" → operation_event).
+LAYER_MESSAGE_TYPE = "operation.event"
+
+
+@dataclass(frozen=True)
+class OperationEvent:
+    id: str
+    kind: str
+    status: str
+    team: str
+    host: str
+    target: str
+    progress: dict
+    error: str
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+    def as_message(self) -> dict:
+        return {"type": EVENT_TYPE, "operation": asdict(self)}
+
+
+def team_group(team_id: int) -> str:
+    """Channel-layer group of one team's operation subscribers."""
+    return f"team.{team_id}.operations"
+
+
+def event_from_operation(operation) -> OperationEvent:
+    return OperationEvent(
+        id=operation.id,
+        kind=operation.kind,
+        status=operation.status,
+        team=operation.team.slug,
+        host=operation.host.name,
+        target=operation.target,
+        progress=dict(operation.progress or {}),
+        error=operation.error,
+        created_at=_iso(operation.created_at),
+        started_at=_iso(operation.started_at),
+        finished_at=_iso(operation.finished_at),
+    )
+
+
+def send_operation_event(team_id: int, event: OperationEvent) -> bool:
+    """Publish ``event`` to the team's group; returns False (and logs) if it could not."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    message = {"type": LAYER_MESSAGE_TYPE, "event": event.as_message()}
+    try:
+        async_to_sync(layer.group_send)(team_group(team_id), message)
+    except Exception:  # noqa: BLE001 - any layer failure must not break the caller
+        log.warning("could not publish operation %s", event.id, exc_info=True)
+        return False
+    return True
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
