@@ -1,7 +1,12 @@
 """Shared fixtures: a real Redis on settings.REDIS_URL, started when nothing answers."""
 
+import json
 import os
+import secrets
 import socket
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -44,6 +49,63 @@ def redis_url(tmp_path_factory):
 def needs_root():
     if os.geteuid() != 0:
         pytest.skip("needs root: namespaces and mounts")
+
+
+
+class Api:
+    def __init__(self, base: str, token: str):
+        self.base = base
+        self.token = token
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
+        if self.token:
+            request.add_header("Authorization", f"Token {self.token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def json(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        status, payload = self.call(method, path, body)
+        return status, json.loads(payload) if payload else {}
+
+    def wait_state(self, container_id: str, states: set[str], timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _, row = self.json("GET", f"/api/containers/{container_id}/")
+            if row.get("state") in states:
+                return row
+            time.sleep(0.05)
+        raise AssertionError(f"container never reached {states}: {row}")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, redis_url):
+    var = tmp_path_factory.mktemp("stack")
+    # A Redis database of its own keeps this stack's queues apart from other tests'.
+    layout = stack_layout(
+        var,
+        redis_url.rsplit("/", 1)[0] + "/13",
+        bind=f"127.0.0.1:{free_port()}",
+        host_name=f"stack-{secrets.token_hex(3)}",
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        # Offline detection in seconds rather than the default 15, to keep the test short.
+        patch.setenv("BERTH_HOST_OFFLINE_AFTER", "6")
+        try:
+            ctl.up(layout)
+            token = ctl.manage(layout, "create_token", "admin")
+            yield layout, Api(layout.url, token)
+        finally:
+            ctl.down(layout)
+    with open("/proc/self/mounts") as mounts:
+        assert [line for line in mounts if str(var) in line] == []
+    assert all(pid is None for pid in ctl.status(layout).values())
 
 
 from tests.fixtures import *  # noqa: E402,F401,F403 - personas and API clients

@@ -184,3 +184,14 @@ def test_authenticated_registry(tmp_path, store, busybox, app_layout, auth):
             assert any("scope=repository" in path for path in server.token_server.requests)
     finally:
         server.stop()
+
+
+def test_docker_schema2_manifests(store, registry, app_layout):
+    skopeo("copy", "--dest-tls-verify=false", "--format=v2s2", f"oci:{app_layout.root}:v1",
+           f"docker://{registry.address}/schema2:1")
+    raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false",
+                            f"docker://{registry.address}/schema2:1"))
+    assert raw["mediaType"] == oci.DOCKER_MANIFEST
+    record = pull(store, f"{registry.address}/schema2:1")
+    assert record.digest == skopeo_inspect(registry, "schema2:1")["Digest"]
+    assert (store.layer_path(record.chain_ids[0]) / "a.txt").read_text() == "first"
