@@ -6,7 +6,7 @@ import pytest
 
 from workers.engine.bootstrap import bootstrap_busybox
 from workers.engine.runtime import Runtime
-from workers.engine.state import RUNNING
+from workers.engine.state import LIVE
 from workers.engine.store import ContentStore
 
 
@@ -27,6 +27,7 @@ def runtime(tmp_path, store, busybox):
     # Kill whatever a failing test left running: its mounts live in its own
     # mount namespace and go with its last process.
     for container_id in runtime.ids():
-        if runtime.state(container_id)["state"] == RUNNING:
+        if runtime.state(container_id)["state"] in LIVE:
             runtime.stop(container_id, timeout=0)
+    runtime.stop_zygote()
     shutil.rmtree(tmp_path / "containers", ignore_errors=True)

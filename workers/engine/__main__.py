@@ -1,7 +1,7 @@
 """`python -m workers.engine`: the engine on its own, without the control plane.
 
     run --root R [--name ID] IMAGE CMD...   create, start and wait; print the logs
-    stop-all --root R                       stop every running container
+    stop-all --root R                       stop every running container, and the zygote
     bootstrap --root R                      put busybox:latest in the store
 """
 
@@ -11,7 +11,7 @@ import sys
 
 from .bootstrap import BUSYBOX_REFERENCE, bootstrap_busybox
 from .runtime import Runtime, RuntimeError_
-from .state import RUNNING
+from .state import LIVE
 from .store import ContentStore
 
 
@@ -50,8 +50,9 @@ def _run(runtime: Runtime, args) -> int:
 
 def _stop_all(runtime: Runtime, args) -> int:
     for container_id in runtime.ids():
-        if runtime.state(container_id)["state"] == RUNNING:
+        if runtime.state(container_id)["state"] in LIVE:
             runtime.stop(container_id, timeout=10)
+    runtime.stop_zygote()
     return 0
 
 

@@ -117,6 +117,9 @@ class CgroupV1(Cgroup):
             path.mkdir(exist_ok=True)
             if controller == "cpuset":
                 _inherit_cpuset(path)
+        # A directory left by a crashed run may still be frozen: a new process
+        # joining it would stop at once.
+        self.freeze(False)
         self.update(limits)
 
     def update(self, limits: Limits) -> None:
@@ -186,6 +189,7 @@ class CgroupV2(Cgroup):
         parent.mkdir(exist_ok=True)
         _write(parent / "cgroup.subtree_control", wanted)
         self.path.mkdir(exist_ok=True)
+        self.freeze(False)  # a directory left by a crashed run may still be frozen
         self.update(limits)
 
     def update(self, limits: Limits) -> None:

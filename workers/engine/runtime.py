@@ -10,6 +10,7 @@
 """
 
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -17,12 +18,13 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from . import cgroups, logs, rootfs, state
+from . import cgroups, logs, rootfs, state, zygote
 from .restart import PolicyError, RestartPolicy
 from .store import ContentStore, StoreError
 
@@ -47,6 +49,7 @@ class NoSuchContainer(RuntimeError_):
 
 class Runtime:
     def __init__(self, root: str | os.PathLike, store: ContentStore):
+        self.engine_root = Path(root)
         self.root = Path(root) / "containers"
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.store = store
@@ -128,17 +131,62 @@ class Runtime:
             raise RuntimeError_(f"container {container_id} is already {current['state']}")
         (path / state.STOP_MARKER).unlink(missing_ok=True)
         (path / "container.log").touch(mode=0o600)
-        shim = subprocess.Popen(
-            [sys.executable, "-m", "workers.engine.shim", str(path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            cwd=PROJECT_ROOT, env=_shim_env(), close_fds=True,
-        )
-        line = shim.stdout.readline()
-        shim.stdout.close()
-        shim.wait()
+        line = self._start_shim(path)
         if not line:
             raise RuntimeError_(f"shim for {container_id} died; see {path / 'shim.log'}")
         return json.loads(line)["state"]
+
+    def _start_shim(self, path: Path) -> bytes:
+        """Fork the shim from the zygote; a fresh interpreter only if no zygote will run."""
+        try:
+            with self._zygote_connection() as connection:
+                connection.sendall(json.dumps({"dir": str(path)}).encode() + b"\n")
+                return connection.makefile("rb").readline()
+        except OSError:
+            shim = subprocess.Popen(
+                [sys.executable, "-m", "workers.engine.shim", str(path)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                cwd=PROJECT_ROOT, env=_shim_env(), close_fds=True,
+            )
+            line = shim.stdout.readline()
+            shim.stdout.close()
+            shim.wait()
+            return line
+
+    def _zygote_connection(self) -> socket.socket:
+        address = str(self.engine_root / zygote.SOCKET)
+        try:
+            return _connect(address)
+        except OSError:
+            pass
+        with open(self.engine_root / "zygote.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time spawns it
+            try:
+                return _connect(address)
+            except OSError:
+                self._spawn_zygote()
+        if not wait_for(lambda: os.path.exists(address), 10, 0.005):
+            raise OSError("the zygote did not start")
+        return _connect(address)
+
+    def _spawn_zygote(self) -> None:
+        log = open(self.engine_root / "zygote.log", "ab")  # noqa: SIM115 - the child's
+        subprocess.Popen([sys.executable, "-m", "workers.engine.zygote", str(self.engine_root)],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=PROJECT_ROOT,
+                         env=_shim_env(), close_fds=True, start_new_session=True)
+        log.close()
+
+    def stop_zygote(self) -> None:
+        """End the zygote (running shims are not its children and go on)."""
+        try:
+            pid = int((self.engine_root / zygote.PIDFILE).read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"workers.engine.zygote" in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        (self.engine_root / zygote.SOCKET).unlink(missing_ok=True)
 
     # signals
     def kill(self, container_id: str, signum: int = signal.SIGKILL) -> None:
@@ -249,24 +297,30 @@ class Runtime:
         return logs.read_text(self.existing(container_id) / "container.log", tail, timestamps)
 
 
+def _connect(address: str) -> socket.socket:
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.connect(address)
+    except OSError:
+        connection.close()
+        raise
+    return connection
+
+
 def open_shim(container_dir: Path, current: dict) -> int | None:
     """A pidfd for the container's live shim, or None when it is gone.
 
-    The pidfd pins the process; checking its command line after opening it
+    The pidfd pins the process; checking its start time after opening it
     rules out a recycled pid that now belongs to something else.
     """
     pid = current.get("shim_pid")
-    if not pid or current["state"] != state.RUNNING:
+    if not pid or current["state"] not in LIVE_STATES:
         return None
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        cmdline = b""
-    if b"workers.engine.shim\0" + str(container_dir).encode() not in cmdline:
+    if state.process_start_time(pid) != current.get("shim_start"):
         os.close(pidfd)
         return None
     return pidfd

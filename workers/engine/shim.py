@@ -25,7 +25,15 @@ from . import caps, cgroups, rootfs, seccomp, users
 from . import linux as L
 from .logs import LogWriter
 from .restart import RestartPolicy
-from .state import EXITED, RESTARTING, RUNNING, STOP_MARKER, now_iso, write_state
+from .state import (
+    EXITED,
+    RESTARTING,
+    RUNNING,
+    STOP_MARKER,
+    now_iso,
+    process_start_time,
+    write_state,
+)
 
 CONTAINER_NAMESPACES = L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWNET
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
@@ -33,9 +41,13 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 def main(argv: list[str]) -> int:
     container_dir = Path(argv[1]).resolve()
-    report = sys.stdout.buffer
     if os.fork():
         return 0  # the starter reaps this parent at once; the shim lives on below
+    return run_detached(container_dir, sys.stdout.buffer)
+
+
+def run_detached(container_dir: Path, report) -> int:
+    """The shim proper, in a process of its own whose parent has gone."""
     os.setsid()
     _redirect_stdio(container_dir)
     try:
@@ -109,8 +121,9 @@ def _run_once(container_dir: Path, config: dict, cgroup, report,
         return 0.0, None, False
     started = time.monotonic()
     current = write_state(container_dir, state=RUNNING, pid=pid, shim_pid=os.getpid(),
-                          started_at=now_iso(), exit_code=None, finished_at=None, error="",
-                          oom_killed=False, restart_count=restarts)
+                          shim_start=process_start_time(os.getpid()), started_at=now_iso(),
+                          exit_code=None, finished_at=None, error="", oom_killed=False,
+                          restart_count=restarts)
     if report:
         _tell(report, {"ok": True, "state": current})
     _pump_logs(container_dir, config, out_r, err_r)
@@ -132,6 +145,7 @@ def _stopped_during(container_dir: Path, delay: float) -> bool:
 def _tell(report, message: dict) -> None:
     report.write(json.dumps(message).encode() + b"\n")
     report.flush()
+    report.close()
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.close(null)

@@ -28,6 +28,15 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
 
 
+def process_start_time(pid: int) -> int | None:
+    """Clock ticks after boot when `pid` started: with the pid, a process's identity."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
 def read_state(container_dir: Path) -> dict:
     return json.loads((container_dir / "state.json").read_text())
 
