@@ -171,6 +171,8 @@ CHANNEL_LAYERS = {
 
 BERTH_HOST_OFFLINE_AFTER = env_int("BERTH_HOST_OFFLINE_AFTER", 15, minimum=1)
 BERTH_LOGS_TIMEOUT = env_int("BERTH_LOGS_TIMEOUT", 10, minimum=1)
+# Seconds the API waits for an agent's answer to container update and stats.
+BERTH_CONTAINER_RPC_TIMEOUT = env_int("BERTH_CONTAINER_RPC_TIMEOUT", 10, minimum=1)
 # Seconds the API waits for an agent's answer to image tag/remove/inspect/prune.
 BERTH_IMAGE_RPC_TIMEOUT = env_int("BERTH_IMAGE_RPC_TIMEOUT", 60, minimum=1)
 # Base URL agents use to reach this control plane for archive transfers

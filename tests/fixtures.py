@@ -225,3 +225,70 @@ def image_report(reference: str, **extra) -> dict:
     }
     report.update(extra)
     return report
+
+
+def make_container(team, host, *, name="web", state="running", **fields):
+    """A container row as an applied report would leave it (no message is sent)."""
+    from apps.containers.models import Container
+
+    image = host.images.get(reference=BUSYBOX)
+    return Container.objects.create(
+        name=name,
+        team=team,
+        host=host,
+        image=image,
+        image_reference=BUSYBOX,
+        state=state,
+        **fields,
+    )
+
+
+@pytest.fixture
+def log_stream(redis_url):
+    """``log_stream.add(container_id, line, ...)`` appends a record as the agent does.
+
+    Records go to the real stream ``berth:logs:<id>`` on settings.REDIS_URL;
+    the streams a test wrote are deleted afterwards.
+    """
+    import redis
+
+    from apps.containers.logs import stream_key
+
+    class Streams:
+        def __init__(self):
+            self.client = redis.Redis.from_url(redis_url)
+            self.keys: set[str] = set()
+
+        def add(self, container_id, line, *, s="stdout", p="F", t=None, entry_id="*", **xadd):
+            key = stream_key(container_id)
+            self.keys.add(key)
+            fields = {"t": t or now_rfc3339(), "s": s, "p": p, "l": line}
+            return self.client.xadd(key, fields, id=entry_id, **xadd).decode()
+
+        def exists(self, container_id) -> bool:
+            return bool(self.client.exists(stream_key(container_id)))
+
+    streams = Streams()
+    yield streams
+    for key in streams.keys:
+        streams.client.delete(key)
+    streams.client.close()
+
+
+def now_rfc3339(offset_seconds: float = 0.0) -> str:
+    """An RFC 3339 time with nanoseconds, as the agent writes ``t``."""
+    import time
+
+    ns = time.time_ns() + int(offset_seconds * 1e9)
+    seconds, nanos = divmod(ns, 10**9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+
+
+async def read_body(chunks, timeout: float = 15.0) -> bytes:
+    """The rest of an async response body; fails instead of hanging when it never ends."""
+    import asyncio
+
+    async def collect() -> bytes:
+        return b"".join([chunk async for chunk in chunks])
+
+    return await asyncio.wait_for(collect(), timeout)

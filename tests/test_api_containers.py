@@ -44,11 +44,12 @@ def test_create_sends_container_run_to_the_host_queue(
     assert message["task"] == "agent.container_run"
     container_id, spec = message["args"]
     assert container_id == body["id"]
+    # An empty cwd means the image's WorkingDir, else "/".
     assert spec == {
         "image": BUSYBOX,
         "args": ["echo", "hello"],
         "env": [],
-        "cwd": "/",
+        "cwd": "",
         "hostname": body["id"][:12],
         "name": body["name"],
     }

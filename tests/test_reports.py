@@ -136,6 +136,8 @@ def test_applied_report_is_broadcast_after_commit(
             "error": "",
             "started_at": "2026-01-01T00:00:00+00:00",
             "finished_at": None,
+            "oom_killed": False,
+            "restart_count": 0,
         },
     }
 

@@ -33,6 +33,8 @@ class ContainerEvent:
     error: str
     started_at: str | None
     finished_at: str | None
+    oom_killed: bool = False
+    restart_count: int = 0
 
     def as_message(self) -> dict:
         return {"type": EVENT_TYPE, "container": asdict(self)}
@@ -55,6 +57,8 @@ def event_from_container(container, state: str | None = None) -> ContainerEvent:
         error=container.error,
         started_at=_iso(container.started_at),
         finished_at=_iso(container.finished_at),
+        oom_killed=container.oom_killed,
+        restart_count=container.restart_count,
     )
 
 

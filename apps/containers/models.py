@@ -11,7 +11,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from apps.containers.choices import State
+from apps.containers.choices import DEFAULT_STOP_TIMEOUT, State
 from apps.containers.names import MAX_NAME_LENGTH, NAME_PATTERN
 
 
@@ -32,6 +32,12 @@ class Container(models.Model):
     image_reference = models.CharField(max_length=512)
     command = models.JSONField(default=list, blank=True)
     env = models.JSONField(default=list, blank=True)
+    # Create options (apps/containers/options.py): columns for what is filtered on or
+    # acted upon, the rest as given (normalised) in ``options``.
+    labels = models.JSONField(default=dict, blank=True)
+    restart_policy = models.CharField(max_length=32, default="no")
+    auto_remove = models.BooleanField(default=False)
+    options = models.JSONField(default=dict, blank=True)
     state = models.CharField(
         max_length=16, choices=State.choices, default=State.PENDING, db_index=True
     )
@@ -39,6 +45,8 @@ class Container(models.Model):
     pid = models.IntegerField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+    oom_killed = models.BooleanField(default=False)
+    restart_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -55,3 +63,9 @@ class Container(models.Model):
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+    @property
+    def stop_timeout(self) -> int:
+        """Seconds ``stop`` and ``restart`` wait before SIGKILL when the caller gives none."""
+        timeout = (self.options or {}).get("stop_timeout")
+        return DEFAULT_STOP_TIMEOUT if timeout is None else timeout

@@ -1,4 +1,5 @@
-"""Everything that changes a container: create, stop, kill, remove, and agent reports.
+"""Everything that changes a container: create, start, stop, restart, kill, pause, update,
+rename, remove, and agent reports; plus the reads that ask the agent (logs, stats).
 
 Views, the API and Celery tasks all call these functions; the control plane
 reaches agents only through ``apps.hosts.services.send_to_host``/``call_host``.
@@ -18,12 +19,18 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
+from apps.containers import logs
+from apps.containers import options as container_options
 from apps.containers.choices import (
     ACTIVE_STATES,
     DEFAULT_KILL_SIGNAL,
-    DEFAULT_STOP_TIMEOUT,
+    LIVE_STATES,
+    LOGGING_STATES,
+    ON_HOST_STATES,
     REPORTED_STATES,
     SIGNALLABLE_STATES,
+    STARTABLE_STATES,
+    STATS_STATES,
     State,
 )
 from apps.containers.events import event_from_container, send_container_event
@@ -35,8 +42,8 @@ from apps.hosts.services import call_host, send_to_host
 from apps.images.models import Image
 from apps.images.reference import normalize_reference
 from apps.images.services import images_usable_by
-from apps.teams.services import resolve_team_for_create
-from berth.errors import Conflict, InvalidInput
+from apps.teams.services import is_site_admin, resolve_team_for_create
+from berth.errors import AgentError, Conflict, HostUnavailable, InvalidInput
 from berth.timestamps import parse_iso
 
 log = logging.getLogger(__name__)
@@ -58,10 +65,20 @@ def create_container(user, data: dict) -> Container:
         raise InvalidInput("the request body must be an object")
     team = resolve_team_for_create(user, data.get("team") or None)
     reference = parse_image(data.get("image"))
-    command = parse_command(data.get("command"))
-    env = parse_env(data.get("env"))
-    image = place(reference, team, data.get("host") or None)
-    return _insert(team, image, command, env, data.get("name") or None)
+    fields = {"command": parse_command(data.get("command")), "env": parse_env(data.get("env"))}
+    parsed = container_options.parse_create_options(data, site_admin=is_site_admin(user))
+    fields.update(
+        labels=parsed.labels,
+        restart_policy=parsed.restart_policy,
+        auto_remove=parsed.auto_remove,
+        options=parsed.options,
+    )
+    name = data.get("name") or None
+    if name is not None:
+        _check_name(name)
+    image = place(reference, team, data.get("host") or None, cpus=parsed.options.get("cpus"))
+    container_options.check_host_fit(parsed.options, image.host)
+    return _insert(team, image, fields, name)
 
 
 def parse_image(value: Any) -> str:
@@ -88,8 +105,13 @@ def parse_command(value: Any) -> list[str]:
 
 
 def parse_env(value: Any) -> list[str]:
+    """A list of "KEY=value" strings, or an object of KEY → value."""
     if value is None:
         return []
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) and isinstance(v, str) for key, v in value.items()):
+            raise InvalidInput("'env' as an object must map names to strings", field="env")
+        value = [f"{key}={v}" for key, v in value.items()]
     if not isinstance(value, list):
         raise InvalidInput("'env' must be a list of \"KEY=value\" strings", field="env")
     for item in value:
@@ -100,14 +122,20 @@ def parse_env(value: Any) -> list[str]:
     return value
 
 
-def place(reference: str, team, host_name: str | None) -> Image:
-    """The image row to run: on the named host, or on the least busy online host that has it."""
+def place(reference: str, team, host_name: str | None, *, cpus: float | None = None) -> Image:
+    """The image row to run: on the named host, or on the least busy online host that has it
+    (and at least ``cpus`` CPUs)."""
     if host_name is not None:
         return _image_on_named_host(reference, team, host_name)
     candidates = images_usable_by(team).filter(reference=reference)
     if not candidates.exists():
         raise InvalidInput(f"unknown image {reference}: no host has it", field="image")
     online = candidates.filter(host__status=HostStatus.ONLINE)
+    if cpus is not None:
+        fitting = online.filter(Q(host__cpus__isnull=True) | Q(host__cpus__gte=cpus))
+        if online.exists() and not fitting.exists():
+            raise InvalidInput(f"no online host with {reference} has {cpus:g} CPUs", field="cpus")
+        online = fitting
     active = Q(host__containers__state__in=ACTIVE_STATES)
     best = online.annotate(load=Count("host__containers", filter=active)).order_by(
         "load", "host__name"
@@ -132,12 +160,11 @@ def _image_on_named_host(reference: str, team, host_name: Any) -> Image:
     return image
 
 
-def _insert(team, image: Image, command: list[str], env: list[str], name: str | None) -> Container:
+def _insert(team, image: Image, fields: dict, name: str | None) -> Container:
     """Insert with the given name, or with generated names until one is free in the team."""
     if name is not None:
-        _check_name(name)
         try:
-            return _insert_row(team, image, command, env, name)
+            return _insert_row(team, image, fields, name)
         except IntegrityError:
             raise InvalidInput(
                 f"name {name!r} is already taken in team {team.slug}", field="name"
@@ -147,7 +174,7 @@ def _insert(team, image: Image, command: list[str], env: list[str], name: str | 
         if attempt >= NAME_ATTEMPTS // 2:  # a crowded team: widen the name space
             candidate = f"{candidate}_{secrets.token_hex(2)}"
         try:
-            return _insert_row(team, image, command, env, candidate)
+            return _insert_row(team, image, fields, candidate)
         except IntegrityError:
             continue
     raise InvalidInput("could not generate a free container name; pass 'name'", field="name")
@@ -161,7 +188,7 @@ def _check_name(name: Any) -> None:
         raise InvalidInput(problem, field="name")
 
 
-def _insert_row(team, image: Image, command, env, name: str) -> Container:
+def _insert_row(team, image: Image, fields: dict, name: str) -> Container:
     """Insert and queue the run in one savepoint: a name clash rolls back the message too."""
     with transaction.atomic():
         container = Container.objects.create(
@@ -170,8 +197,7 @@ def _insert_row(team, image: Image, command, env, name: str) -> Container:
             host=image.host,
             image=image,
             image_reference=image.reference,
-            command=command,
-            env=env,
+            **fields,
         )
         send_to_host(image.host, "agent.container_run", [container.id, run_spec(container)])
         _announce(container)
@@ -179,25 +205,46 @@ def _insert_row(team, image: Image, command, env, name: str) -> Container:
 
 
 def run_spec(container: Container) -> dict:
-    """The ``spec`` of ``agent.container_run`` (docs/agent-protocol.md)."""
+    """The ``spec`` of ``agent.container_run`` (docs/agent-protocol.md).
+
+    An empty ``cwd`` means the image's WorkingDir (else "/"), as in Docker;
+    optional fields appear only when they differ from the engine's defaults.
+    """
+    options = container.options or {}
     return {
         "image": container.image_reference,
         "args": list(container.command),
         "env": list(container.env),
-        "cwd": "/",
-        "hostname": container.short_id,
+        "cwd": options.get("working_dir") or "",
+        "hostname": options.get("hostname") or container.short_id,
         "name": container.name,
+        **container_options.agent_spec_fields(options, container.restart_policy),
     }
 
 
 # ---- actions ------------------------------------------------------------------------------
 
 
-def stop_container(container: Container, timeout: int = DEFAULT_STOP_TIMEOUT) -> Container:
+def start_container(container: Container) -> Container:
+    """Start a created or exited container (``docker start``); the agent reports the rest."""
+    _require_state(container, STARTABLE_STATES, "start")
+    send_to_host(container.host, "agent.container_start", [container.id])
+    return container
+
+
+def stop_container(container: Container, timeout: int | None = None) -> Container:
+    """SIGTERM (or the stop signal), then SIGKILL after ``timeout`` (default: its stop_timeout)."""
+    timeout = _stop_timeout(container, timeout)
     _require_signallable(container, "stop")
-    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 <= timeout <= 3600:
-        raise InvalidInput("'timeout' must be whole seconds between 0 and 3600", field="timeout")
     send_to_host(container.host, "agent.container_stop", [container.id, timeout])
+    return container
+
+
+def restart_container(container: Container, timeout: int | None = None) -> Container:
+    """Stop (as ``stop_container``) and start again; a stopped container just starts."""
+    timeout = _stop_timeout(container, timeout)
+    _require_state(container, ON_HOST_STATES, "restart")
+    send_to_host(container.host, "agent.container_restart", [container.id, timeout])
     return container
 
 
@@ -205,6 +252,18 @@ def kill_container(container: Container, signal: Any = DEFAULT_KILL_SIGNAL) -> C
     number = parse_signal(signal)
     _require_signallable(container, "kill")
     send_to_host(container.host, "agent.container_kill", [container.id, number])
+    return container
+
+
+def pause_container(container: Container) -> Container:
+    _require_state(container, {State.RUNNING}, "pause")
+    send_to_host(container.host, "agent.container_pause", [container.id])
+    return container
+
+
+def unpause_container(container: Container) -> Container:
+    _require_state(container, {State.PAUSED}, "unpause")
+    send_to_host(container.host, "agent.container_unpause", [container.id])
     return container
 
 
@@ -227,9 +286,86 @@ def parse_signal(value: Any) -> int:
     return number
 
 
+def _stop_timeout(container: Container, timeout: Any) -> int:
+    if timeout is None:
+        return container.stop_timeout
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 <= timeout <= 3600:
+        raise InvalidInput("'timeout' must be whole seconds between 0 and 3600", field="timeout")
+    return timeout
+
+
 def _require_signallable(container: Container, verb: str) -> None:
-    if container.state not in SIGNALLABLE_STATES:
+    _require_state(container, SIGNALLABLE_STATES, verb)
+
+
+def _require_state(container: Container, states, verb: str) -> None:
+    if container.state not in states:
         raise Conflict(f"cannot {verb} container {container.name}: it is {container.state}")
+
+
+def update_container(container: Container, data: Any) -> Container:
+    """Change resource limits and the restart policy, on the host first, then on the row.
+
+    The agent applies limits live to a running container and keeps them for
+    later starts; only the keys sent change (``docker update``).
+    """
+    changes, restart = container_options.parse_update(data)
+    merged = {**(container.options or {}), **changes}
+    container_options.check_limits(merged)
+    container_options.check_host_fit(changes, container.host)
+    if restart is not None:
+        container_options.check_auto_remove(container.auto_remove, restart)
+    _require_state(container, ON_HOST_STATES, "update")
+    limits = container_options.agent_limits(changes)
+    call_host(
+        container.host,
+        "agent.container_update",
+        [container.id, limits or None, restart],
+        settings.BERTH_CONTAINER_RPC_TIMEOUT,
+    )
+    return _store_update(container, changes, restart)
+
+
+@transaction.atomic
+def _store_update(container: Container, changes: dict, restart: str | None) -> Container:
+    """Merge the changed keys into the row under its lock, so concurrent updates both land."""
+    row = (
+        Container.objects.select_for_update()
+        .select_related("team", "host")
+        .filter(pk=container.pk)
+        .first()
+    )
+    if row is None:
+        raise Conflict(f"container {container.name} was removed meanwhile")
+    row.options = {**(row.options or {}), **changes}
+    fields = ["options"]
+    if restart is not None:
+        row.restart_policy = restart
+        fields.append("restart_policy")
+    row.save(update_fields=fields)
+    return row
+
+
+def rename_container(container: Container, name: Any) -> Container:
+    """Give the container another name, unique in its team (the host keeps its own record)."""
+    _check_name(name)
+    if name == container.name:
+        return container
+    try:
+        with transaction.atomic():
+            # Compare-and-set on the old name: a concurrent rename makes this one a 409.
+            updated = Container.objects.filter(pk=container.pk, name=container.name).update(
+                name=name
+            )
+            if not updated:
+                raise Conflict(f"container {container.name} was renamed or removed meanwhile")
+            container.name = name
+            _announce(container)
+    except IntegrityError:
+        raise InvalidInput(
+            f"name {name!r} is already taken in team {container.team.slug}", field="name"
+        ) from None
+    return container
 
 
 @transaction.atomic
@@ -239,15 +375,45 @@ def remove_container(container: Container, force: bool = False) -> Container:
     Refused while running unless ``force``, like ``docker rm``, so a typo does
     not kill a live service.
     """
-    if container.state == State.RUNNING and not force:
+    if container.state in LIVE_STATES and not force:
         raise Conflict(
-            f"container {container.name} is running; stop it first or remove with force=1"
+            f"container {container.name} is {container.state}; stop it first or remove with force=1"
         )
     Container.objects.filter(pk=container.pk).update(state=State.REMOVING)
     container.state = State.REMOVING
     send_to_host(container.host, "agent.container_remove", [container.id, bool(force)])
     _announce(container)
     return container
+
+
+# ---- reads --------------------------------------------------------------------------------
+
+
+def container_stats(container: Container) -> dict:
+    """One sample of the container's resource use from its agent (RPC)."""
+    _require_state(container, STATS_STATES, "read stats of")
+    answer = call_host(
+        container.host,
+        "agent.container_stats",
+        [container.id],
+        settings.BERTH_CONTAINER_RPC_TIMEOUT,
+    )
+    if not isinstance(answer, dict):
+        raise AgentError(f"host {container.host.name} answered agent.container_stats without stats")
+    return answer
+
+
+def current_state(container_id: str) -> dict | None:
+    """``{"state", "exit_code", "oom_killed"}`` of the row, or None once it is deleted."""
+    return (
+        Container.objects.filter(pk=container_id).values("state", "exit_code", "oom_killed").first()
+    )
+
+
+def logs_may_grow(container_id: str) -> bool:
+    """Whether the container may still write logs (pending, running, paused, restarting)."""
+    row = current_state(container_id)
+    return row is not None and row["state"] in LOGGING_STATES
 
 
 def read_logs(container: Container, tail: int | None = None, timestamps: bool = False) -> str:
@@ -257,6 +423,50 @@ def read_logs(container: Container, tail: int | None = None, timestamps: bool = 
     args = [container.id, tail, bool(timestamps)]
     text = call_host(container.host, "agent.container_logs", args, settings.BERTH_LOGS_TIMEOUT)
     return text if isinstance(text, str) else str(text or "")
+
+
+@dataclass(frozen=True)
+class LogsRead:
+    text: str  # what there is now
+    last_id: str | None  # where following the stream goes on; None: the stream is not used
+    source: str  # "stream" (Redis) or "agent" (the host's files, via RPC)
+
+
+def read_container_logs(container: Container, query: logs.LogQuery) -> LogsRead:
+    """The logs the query selects, from the Redis stream, else from the agent.
+
+    The agent's files are asked when the stream is empty or missing (records
+    not shipped yet, or Redis lost them) and when Redis is unreachable; they
+    only know ``tail`` and ``timestamps``, so a query filtering by time or
+    stream gets what the stream has (an empty answer, or 503 without Redis).
+    A follower of a container that is still running waits for the stream.
+    """
+    try:
+        page = logs.read(container.id, query)
+    except logs.LogStoreUnavailable as exc:
+        log.warning("log stream of %s unreadable: %s", container.id, exc)
+        if query.filtered:
+            raise HostUnavailable(f"the log stream is unreachable: {exc}") from exc
+        return LogsRead(_agent_logs(container, query), None, "agent")
+    waiting = query.follow and container.state in LOGGING_STATES
+    if page.empty and not query.filtered and not waiting:
+        return LogsRead(_agent_logs(container, query), None, "agent")
+    text = "".join(record.text(query.timestamps) for record in page.records)
+    return LogsRead(text, page.last_id, "stream")
+
+
+def read_log_records(container: Container, query: logs.LogQuery, after: str | None) -> logs.Page:
+    """The stream's records after ``after`` (an entry id), for event streams; 503 without Redis."""
+    try:
+        return logs.read(container.id, query, after)
+    except logs.LogStoreUnavailable as exc:
+        raise HostUnavailable(f"the log stream is unreachable: {exc}") from exc
+
+
+def _agent_logs(container: Container, query: logs.LogQuery) -> str:
+    if query.tail == 0:
+        return ""
+    return read_logs(container, query.tail, query.timestamps)
 
 
 # ---- reports from agents ------------------------------------------------------------------
@@ -271,6 +481,8 @@ class Report:
     started_at: datetime | None
     finished_at: datetime | None
     error: str
+    oom_killed: bool | None = None  # None: not in the report (an older agent); kept as stored
+    restart_count: int | None = None
 
 
 def parse_report(report: Any) -> Report:
@@ -289,16 +501,27 @@ def parse_report(report: Any) -> Report:
         started_at=parse_iso(report.get("started_at")),
         finished_at=parse_iso(report.get("finished_at")),
         error=str(report.get("error") or ""),
+        oom_killed=_optional_bool(report, "oom_killed"),
+        restart_count=_optional_int(report, "restart_count", minimum=0),
     )
 
 
-def _optional_int(report: dict, key: str) -> int | None:
+def _optional_int(report: dict, key: str, minimum: int | None = None) -> int | None:
     value = report.get(key)
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError(f"report {key} must be an integer or null, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"report {key} must be >= {minimum}, got {value!r}")
     return value
+
+
+def _optional_bool(report: dict, key: str) -> bool | None:
+    value = report.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"report {key} must be true, false or null, got {value!r}")
 
 
 @transaction.atomic
@@ -307,26 +530,37 @@ def apply_report(container_id: str, report: dict) -> bool:
 
     The compare-and-set is one conditional UPDATE (``WHERE state_seq < seq``),
     so concurrent workers handling reports of the same container cannot move
-    it backwards. A newer ``removed`` report deletes the row instead.
+    it backwards. A newer ``removed`` report deletes the row instead (and,
+    after commit, its log stream). An applied ``exited`` report of an
+    ``auto_remove`` container asks the agent to remove it; the row stays
+    ``exited`` until then, so waiters see the exit code.
     """
     parsed = parse_report(report)
     rows = Container.objects.filter(pk=container_id, state_seq__lt=parsed.seq)
     if parsed.state == State.REMOVED:
         return _apply_removal(container_id, rows, parsed)
-    updated = rows.update(
-        state=parsed.state,
-        state_seq=parsed.seq,
-        pid=parsed.pid,
-        exit_code=parsed.exit_code,
-        started_at=parsed.started_at,
-        finished_at=parsed.finished_at,
-        error=parsed.error,
-    )
-    if updated:
-        _announce(Container.objects.select_related("team", "host").get(pk=container_id))
-    else:
+    changes = {
+        "state": parsed.state,
+        "state_seq": parsed.seq,
+        "pid": parsed.pid,
+        "exit_code": parsed.exit_code,
+        "started_at": parsed.started_at,
+        "finished_at": parsed.finished_at,
+        "error": parsed.error,
+    }
+    if parsed.oom_killed is not None:
+        changes["oom_killed"] = parsed.oom_killed
+    if parsed.restart_count is not None:
+        changes["restart_count"] = parsed.restart_count
+    updated = rows.update(**changes)
+    if not updated:
         log.debug("report seq %s for %s ignored (stale or unknown)", parsed.seq, container_id)
-    return bool(updated)
+        return False
+    container = Container.objects.select_related("team", "host").get(pk=container_id)
+    _announce(container)
+    if parsed.state == State.EXITED and container.auto_remove:
+        send_to_host(container.host, "agent.container_remove", [container.id, True])
+    return True
 
 
 def _apply_removal(container_id: str, rows, parsed: Report) -> bool:
@@ -337,6 +571,7 @@ def _apply_removal(container_id: str, rows, parsed: Report) -> bool:
     if deleted:
         container.state_seq = parsed.seq
         _announce(container, state=State.REMOVED)
+        transaction.on_commit(lambda: logs.delete_stream(container_id))
     return bool(deleted)
 
 

@@ -38,6 +38,10 @@ AGENT_REFUSALS = {
     "Conflict": Conflict,
     "ImageNotFound": NotFound,
     "NotFound": NotFound,
+    # The engine's refusals of container requests ("is not running", bad limits,
+    # no such container on this host): the request does not fit the container now.
+    "RuntimeError_": Conflict,
+    "NoSuchContainer": Conflict,
 }
 TEXT_FACTS = {"kernel": 200, "agent_version": 64, "cgroup_version": 16}
 
