@@ -94,3 +94,65 @@ def test_anonymous_requests_are_refused(stack):
     anonymous = Api(layout.url, "")
     status, _ = anonymous.call("GET", "/api/containers/")
     assert status in (401, 403)
+
+
+def _restart_agent(layout, kill_containers: bool = False) -> None:
+    """kill -9 the agent (and, to play a host reboot, every shim and container), then start
+    it again the way `make up` does."""
+    agent = ctl.read_pid(layout.pidfile("agent"))
+    os.kill(agent, 9)
+    if kill_containers:
+        for pid in _pids_under(layout.agent_root):
+            os.kill(pid, 9)
+    time.sleep(0.5)
+    ctl.start(layout, "agent", ctl.commands(layout)["agent"])
+
+
+def _pids_under(root) -> list[int]:
+    """Shims, their zygote and containers of this agent root, from their state files."""
+    import json
+
+    pids = []
+    for state_file in (root / "containers").glob("*/state.json"):
+        state = json.loads(state_file.read_text())
+        pids += [p for p in (state.get("shim_pid"), state.get("pid")) if p]
+    zygote = root / "zygote.pid"
+    if zygote.exists():
+        pids.append(int(zygote.read_text()))
+    return [p for p in pids if os.path.exists(f"/proc/{p}")]
+
+
+def test_agent_kill_9_loses_no_container_and_no_log_line(stack):
+    layout, api = stack
+    script = "i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); sleep 0.01; done"
+    _, created = api.json("POST", "/api/containers/", {"image": "busybox",
+                                                       "command": ["sh", "-c", script]})
+    api.wait_state(created["id"], {"running"})
+    time.sleep(0.5)
+    _restart_agent(layout)
+    row = api.wait_state(created["id"], {"exited"}, timeout=60)
+    assert row["exit_code"] == 0
+    status, text = api.call("GET", f"/api/containers/{created['id']}/logs/")
+    assert status == 200
+    assert text.decode().split() == [f"line-{i}" for i in range(400)]
+
+
+def test_host_reboot_brings_back_always_containers(stack):
+    layout, api = stack
+    _, always = api.json("POST", "/api/containers/", {
+        "image": "busybox", "command": ["sleep", "600"], "restart_policy": "always"})
+    _, plain = api.json("POST", "/api/containers/", {"image": "busybox",
+                                                     "command": ["sleep", "600"]})
+    first = api.wait_state(always["id"], {"running"})
+    api.wait_state(plain["id"], {"running"})
+    _restart_agent(layout, kill_containers=True)
+    deadline = time.monotonic() + 60
+    while True:
+        _, row = api.json("GET", f"/api/containers/{always['id']}/")
+        if row["state"] == "running" and row["pid"] != first["pid"]:
+            break
+        assert time.monotonic() < deadline, row
+        time.sleep(0.2)
+    assert api.wait_state(plain["id"], {"exited"})["exit_code"] == 255
+    for container in (always, plain):
+        api.call("DELETE", f"/api/containers/{container['id']}/?force=1")

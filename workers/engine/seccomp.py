@@ -64,6 +64,17 @@ def _libseccomp():
     return _lib
 
 
+_default_filter: int | None = None
+
+
+def default_filter() -> int:
+    """The default filter, built once per process: the zygote builds it, shims inherit it."""
+    global _default_filter
+    if _default_filter is None:
+        _default_filter = build_default_filter()
+    return _default_filter
+
+
 def build_default_filter() -> int:
     """The filter, built while the host's libseccomp is still reachable (before pivot_root)."""
     lib = _libseccomp()

@@ -193,7 +193,7 @@ def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w
         cgroup.join()
         highest_cap = caps.last_cap()
         confined = config.get("seccomp", "default") != "unconfined"
-        seccomp_filter = seccomp.build_default_filter() if confined else None
+        seccomp_filter = seccomp.default_filter() if confined else None
         L.unshare(CONTAINER_NAMESPACES)
         rootfs.build(config, container_dir)
         socket.sethostname(config["hostname"])

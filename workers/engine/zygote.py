@@ -3,12 +3,13 @@
 Starting a fresh interpreter for every container costs tens of milliseconds
 and several megabytes; a fork of this process costs about a millisecond and
 shares its pages. One zygote runs per engine root, listening on a root-only
-unix socket. It forks twice per container, so the shim's parent is gone at
-once and the shim outlives the zygote, the agent, or both (live restore).
+unix socket. Each shim is its own session and outlives the zygote, the agent,
+or both (live restore); the zygote only reaps the shims that end before it.
 
     python -m workers.engine.zygote <root>
 """
 
+import gc
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ MAX_REQUEST = 4096
 
 
 def serve(root: Path) -> None:
-    seccomp._libseccomp()  # loaded once here, inherited by every shim
+    seccomp.default_filter()  # built once here, inherited by every shim
     path = root / SOCKET
     path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -35,6 +36,10 @@ def serve(root: Path) -> None:
     listener.listen(64)
     (root / PIDFILE).write_text(f"{os.getpid()}\n")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGCHLD, _reap)
+    # Everything loaded so far is shared with every shim; keep the collector off
+    # those pages so forking does not turn them into private copies.
+    gc.freeze()
     while True:
         connection, _ = listener.accept()
         try:
@@ -51,10 +56,17 @@ def _spawn(listener: socket.socket, connection: socket.socket, root: Path) -> No
     if container_dir.parent != (root / "containers").resolve():
         connection.sendall(b'{"ok": false, "error": "not a container of this root"}\n')
         return
-    pid = os.fork()
-    if pid == 0:
+    if os.fork() == 0:
         _child(listener, connection, container_dir)
-    os.waitpid(pid, 0)
+
+
+def _reap(*_) -> None:
+    """Shims are the zygote's children until it ends: collect the ones that finished."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
 
 
 def _child(listener: socket.socket, connection: socket.socket, container_dir: Path) -> None:
@@ -62,10 +74,11 @@ def _child(listener: socket.socket, connection: socket.socket, container_dir: Pa
     try:
         listener.close()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if os.fork() == 0:
-            report = connection.makefile("wb")
-            connection.close()  # the report file holds the socket until the first message
-            code = shim.run_detached(container_dir, report)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        gc.disable()  # a shim makes few objects and no cycles worth collecting
+        report = connection.makefile("wb")
+        connection.close()  # the report file holds the socket until the first message
+        code = shim.run_detached(container_dir, report)
     finally:
         os._exit(code)
 
