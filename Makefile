@@ -24,6 +24,9 @@ bench: $(STAMP)
 	@scripts/system-deps.sh bench
 	$(PY) bench/post_to_exit.py
 	$(PY) bench/pull.py
+	$(PY) bench/start_latency.py
+	$(PY) bench/density.py
+	$(PY) bench/logs.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
