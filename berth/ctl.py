@@ -212,12 +212,17 @@ def up(layout: Layout) -> str:
 
 
 def down(layout: Layout) -> None:
-    if read_pid(layout.pidfile("agent")):
-        # Stop containers while the agent and the control worker still run, so
-        # their exits reach the control plane.
-        subprocess.run([layout.python, "-m", "workers.engine", "stop-all",
-                        "--root", str(layout.agent_root)], cwd=REPO, env=layout.env())
-        time.sleep(1)
+    # Stop containers (and the engine's zygote) while the agent and the control
+    # worker still run, so their exits reach the control plane; even with the
+    # agent gone, nothing this engine root started may outlive `down`.
+    if (layout.agent_root / "containers").is_dir():
+        subprocess.run(
+            [layout.python, "-m", "workers.engine", "stop-all", "--root", str(layout.agent_root)],
+            cwd=REPO,
+            env=layout.env(),
+        )
+        if read_pid(layout.pidfile("agent")):
+            time.sleep(1)
     for name in reversed(SERVICES):
         stop(layout, name)
     stop(layout, "redis")

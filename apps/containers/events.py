@@ -8,13 +8,9 @@ never fail the report or request that caused it.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-
-log = logging.getLogger(__name__)
+from berth.events import iso, publish
 
 EVENT_TYPE = "container.state"
 # The handler method on the consumer is derived from this ("container.event" → container_event).
@@ -55,8 +51,8 @@ def event_from_container(container, state: str | None = None) -> ContainerEvent:
         seq=container.state_seq,
         exit_code=container.exit_code,
         error=container.error,
-        started_at=_iso(container.started_at),
-        finished_at=_iso(container.finished_at),
+        started_at=iso(container.started_at),
+        finished_at=iso(container.finished_at),
         oom_killed=container.oom_killed,
         restart_count=container.restart_count,
     )
@@ -64,17 +60,4 @@ def event_from_container(container, state: str | None = None) -> ContainerEvent:
 
 def send_container_event(team_id: int, event: ContainerEvent) -> bool:
     """Publish ``event`` to the team's group; returns False (and logs) if it could not."""
-    layer = get_channel_layer()
-    if layer is None:
-        return False
-    message = {"type": LAYER_MESSAGE_TYPE, "event": event.as_message()}
-    try:
-        async_to_sync(layer.group_send)(team_group(team_id), message)
-    except Exception:  # noqa: BLE001 - any layer failure must not break the caller
-        log.warning("could not publish state of container %s", event.id, exc_info=True)
-        return False
-    return True
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value else None
+    return publish(team_group(team_id), LAYER_MESSAGE_TYPE, event)

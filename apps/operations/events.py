@@ -7,13 +7,9 @@ effort and never fails the report or request that caused it.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-
-log = logging.getLogger(__name__)
+from berth.events import iso, publish
 
 EVENT_TYPE = "operation.state"
 # The handler method on the consumer is derived from this ("operation.event" → operation_event).
@@ -53,25 +49,12 @@ def event_from_operation(operation) -> OperationEvent:
         target=operation.target,
         progress=dict(operation.progress or {}),
         error=operation.error,
-        created_at=_iso(operation.created_at),
-        started_at=_iso(operation.started_at),
-        finished_at=_iso(operation.finished_at),
+        created_at=iso(operation.created_at),
+        started_at=iso(operation.started_at),
+        finished_at=iso(operation.finished_at),
     )
 
 
 def send_operation_event(team_id: int, event: OperationEvent) -> bool:
     """Publish ``event`` to the team's group; returns False (and logs) if it could not."""
-    layer = get_channel_layer()
-    if layer is None:
-        return False
-    message = {"type": LAYER_MESSAGE_TYPE, "event": event.as_message()}
-    try:
-        async_to_sync(layer.group_send)(team_group(team_id), message)
-    except Exception:  # noqa: BLE001 - any layer failure must not break the caller
-        log.warning("could not publish operation %s", event.id, exc_info=True)
-        return False
-    return True
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value else None
+    return publish(team_group(team_id), LAYER_MESSAGE_TYPE, event)

@@ -29,5 +29,5 @@ def runtime(tmp_path, store, busybox):
     for container_id in runtime.ids():
         if runtime.state(container_id)["state"] in LIVE:
             runtime.stop(container_id, timeout=0)
-    runtime.stop_zygote()
+    runtime.shutdown()
     shutil.rmtree(tmp_path / "containers", ignore_errors=True)

@@ -52,7 +52,7 @@ def _stop_all(runtime: Runtime, args) -> int:
     for container_id in runtime.ids():
         if runtime.state(container_id)["state"] in LIVE:
             runtime.stop(container_id, timeout=10)
-    runtime.stop_zygote()
+    runtime.shutdown()
     return 0
 
 

@@ -5,6 +5,7 @@ under /sys/fs/cgroup/berth/; on v1 (and on hybrid hosts, whose controllers are
 all bound to v1 hierarchies) it gets one directory per controller.
 """
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,6 +234,13 @@ class CgroupV2(Cgroup):
             "pids": int(_read(self.path / "pids.current") or 0),
             "blkio": _io_v2(_read(self.path / "io.stat")),
         }
+
+
+def remove_empty_parents() -> None:
+    """Remove Berth's parent cgroups once no container is left under them."""
+    for parent in [ROOT / PARENT, *(ROOT / name / PARENT for name in V1_CONTROLLERS)]:
+        with contextlib.suppress(OSError):  # absent, or containers still run under it
+            parent.rmdir()
 
 
 def _inherit_cpuset(path: Path) -> None:

@@ -176,6 +176,11 @@ class Runtime:
                          env=_shim_env(), close_fds=True, start_new_session=True)
         log.close()
 
+    def shutdown(self) -> None:
+        """After every container has stopped: end the zygote, drop empty parent cgroups."""
+        self.stop_zygote()
+        cgroups.remove_empty_parents()
+
     def stop_zygote(self) -> None:
         """End the zygote (running shims are not its children and go on)."""
         try:
