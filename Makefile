@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+SUPERVISOR := $(VENV)/bin/berth-supervisor
 
 .PHONY: up down status test lint bench clean
 
-up: $(STAMP)
+up: $(STAMP) $(SUPERVISOR)
 	@scripts/system-deps.sh runtime
 	@$(PY) -m berth.ctl up
 
@@ -16,11 +17,11 @@ down:
 status: $(STAMP)
 	@$(PY) -m berth.ctl status
 
-test: $(STAMP)
+test: $(STAMP) $(SUPERVISOR)
 	@scripts/system-deps.sh test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(SUPERVISOR)
 	@scripts/system-deps.sh bench
 	$(PY) bench/post_to_exit.py
 	$(PY) bench/pull.py
@@ -39,6 +40,10 @@ $(STAMP): pyproject.toml
 	  && $(PY) -m pip install -q -e '.[dev]' >> $(VENV)/install.log 2>&1 \
 	  || { cat $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
+
+# The per-container supervisor: C, so a container costs the host little memory.
+$(SUPERVISOR): workers/engine/native/supervisor.c $(STAMP)
+	cc -O2 -Wall -Wextra -Werror -o $@ $<
 
 clean: down
 	rm -rf var $(VENV)

@@ -70,6 +70,10 @@ def time_runc(root: Path, layer: Path, runs: int) -> list[float]:
     return times
 
 
+def p90(values: list[float]) -> float:
+    return sorted(values)[int(len(values) * 0.9)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=50)
@@ -84,8 +88,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     b, r = statistics.median(berth), statistics.median(runc)
     print(f"start latency of `true`, n={args.n}")
-    print(f"berth engine  median {b * 1000:.1f} ms  (p90 {sorted(berth)[int(len(berth) * .9)] * 1000:.1f})")
-    print(f"runc run      median {r * 1000:.1f} ms  (p90 {sorted(runc)[int(len(runc) * .9)] * 1000:.1f})")
+    print(f"berth engine  median {b * 1000:.1f} ms  (p90 {p90(berth) * 1000:.1f})")
+    print(f"runc run      median {r * 1000:.1f} ms  (p90 {p90(runc) * 1000:.1f})")
     print(f"ratio berth/runc {b / r:.2f}  (target ≤ 0.50)")
     return 0
 

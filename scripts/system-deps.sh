@@ -3,7 +3,8 @@
 # Usage: scripts/system-deps.sh [runtime|test|bench]
 set -euo pipefail
 
-runtime_packages=(redis-server busybox-static iproute2 iptables procps ca-certificates)
+runtime_packages=(redis-server busybox-static iproute2 iptables procps ca-certificates gcc libc6-dev
+                  libseccomp2)
 test_packages=(docker-registry skopeo)
 bench_packages=(docker-registry skopeo docker.io runc)
 

@@ -81,9 +81,10 @@ def test_stats_read_cpu_memory_pids_and_network(runtime):
 
 def test_pause_and_unpause(runtime, tmp_path):
     start(runtime, "sh", "-c", "while :; do date +%s%N > /tmp/tick; sleep 0.05; done")
+    upper = runtime.existing("c1") / "upper" / "tmp" / "tick"
+    assert wait_for(upper.exists, 5)
     paused = runtime.pause("c1")
     assert paused["state"] == "paused"
-    upper = runtime.existing("c1") / "upper" / "tmp" / "tick"
     time.sleep(0.2)
     frozen_at = upper.read_text()
     time.sleep(0.3)

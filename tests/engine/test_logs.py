@@ -1,50 +1,46 @@
+"""Log records as berth-supervisor writes them, read back through the engine."""
+
 import re
 
-from workers.engine.logs import MAX_LINE, LogWriter, read_records, read_text
+import pytest
 
+from workers.engine.bootstrap import BUSYBOX_REFERENCE
+from workers.engine.logs import MAX_LINE, read_records
+
+pytestmark = pytest.mark.usefixtures("needs_root")
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 
 
-def test_lines_split_across_chunks_are_joined(tmp_path):
-    path = tmp_path / "log"
-    writer = LogWriter(path)
-    writer.write("stdout", b"hel")
-    writer.write("stdout", b"lo\nwor")
-    writer.write("stderr", b"oops\n")
-    writer.write("stdout", b"ld\n")
-    writer.close()
-    records = read_records(path)
-    assert [(r.stream, r.content) for r in records] == [
-        ("stdout", "hello"), ("stderr", "oops"), ("stdout", "world")]
+def run(runtime, script: str):
+    runtime.create("c1", {"image": BUSYBOX_REFERENCE, "args": ["sh", "-c", script]})
+    runtime.start("c1")
+    assert runtime.wait("c1", 20)
+    return read_records(runtime.existing("c1") / "container.log")
+
+
+def test_lines_split_across_writes_are_joined(runtime):
+    records = run(runtime, "printf hel; sleep 0.1; printf 'lo\\nwor'; echo oops >&2; "
+                           "sleep 0.1; echo ld")
+    assert [(r.stream, r.content, r.partial) for r in records] == [
+        ("stdout", "hello", False), ("stderr", "oops", False), ("stdout", "world", False)]
     assert all(STAMP.match(r.time) for r in records)
-    assert read_text(path) == "hello\noops\nworld\n"
+    assert runtime.logs("c1") == "hello\noops\nworld\n"
 
 
-def test_unterminated_and_overlong_lines_are_partial_records(tmp_path):
-    path = tmp_path / "log"
-    writer = LogWriter(path)
-    writer.write("stdout", b"x" * (MAX_LINE + 10) + b"\n")
-    writer.write("stdout", b"no newline")
-    writer.close()
-    records = read_records(path)
+def test_overlong_and_unterminated_lines_are_partial_records(runtime):
+    records = run(runtime, f"head -c {MAX_LINE + 10} /dev/zero | tr '\\0' x; echo; "
+                           "printf 'no newline'")
     assert [r.partial for r in records] == [True, False, True]
-    assert read_text(path) == "x" * (MAX_LINE + 10) + "\nno newline"
+    assert runtime.logs("c1") == "x" * (MAX_LINE + 10) + "\nno newline"
 
 
-def test_tail_and_timestamps(tmp_path):
-    path = tmp_path / "log"
-    writer = LogWriter(path)
-    writer.write("stdout", b"".join(b"%d\n" % i for i in range(100)))
-    writer.close()
-    assert read_text(path, tail=2) == "98\n99\n"
-    stamped = read_text(path, tail=1, timestamps=True)
-    stamp, text = stamped.split(" ", 1)
+def test_tail_and_timestamps(runtime):
+    run(runtime, "seq 0 99")
+    assert runtime.logs("c1", tail=2) == "98\n99\n"
+    stamp, text = runtime.logs("c1", tail=1, timestamps=True).split(" ", 1)
     assert STAMP.match(stamp) and text == "99\n"
 
 
-def test_spaces_inside_content_survive(tmp_path):
-    path = tmp_path / "log"
-    writer = LogWriter(path)
-    writer.write("stdout", b"  a  b \n\n")
-    writer.close()
-    assert read_text(path) == "  a  b \n\n"
+def test_spaces_and_empty_lines_survive(runtime):
+    run(runtime, "printf '  a  b \\n\\n'")
+    assert runtime.logs("c1") == "  a  b \n\n"

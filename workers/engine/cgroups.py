@@ -155,8 +155,11 @@ class CgroupV1(Cgroup):
             time.sleep(0.002)
         raise CgroupError(f"freezer did not reach {wanted}")
 
+    def oom_file(self) -> Path:
+        return self._dir("memory") / "memory.oom_control"
+
     def oom_killed(self) -> bool:
-        control = _keyed(_read(self._dir("memory") / "memory.oom_control"))
+        control = _keyed(_read(self.oom_file()))
         return control.get("oom_kill", 0) > 0
 
     def stats(self) -> dict:
@@ -219,8 +222,11 @@ class CgroupV2(Cgroup):
             time.sleep(0.002)
         raise CgroupError("cgroup did not freeze" if frozen else "cgroup did not thaw")
 
+    def oom_file(self) -> Path:
+        return self.path / "memory.events"
+
     def oom_killed(self) -> bool:
-        return _keyed(_read(self.path / "memory.events")).get("oom_kill", 0) > 0
+        return _keyed(_read(self.oom_file())).get("oom_kill", 0) > 0
 
     def stats(self) -> dict:
         cpu = _keyed(_read(self.path / "cpu.stat"))

@@ -1,94 +1,19 @@
-"""Container logs in the CRI logging format, one record a line:
+"""Reading container logs, which berth-supervisor (native/supervisor.c) writes in the
+CRI logging format, one record a line:
 
     2026-11-27T22:12:41.123456789Z stdout F hello
 
-`F` marks a full line, `P` a partial one (a long line split, or a last line
-without a newline). The format is plain text, cheap to append and to parse,
-and the same one Kubernetes' kubelet reads.
+`F` marks a full line, `P` a partial one (a line longer than 16 KiB is split,
+and a last line without a newline is partial). The format is plain text, cheap
+to append and to parse, and the same one Kubernetes' kubelet reads. Rotated
+files are `container.log.1`, `.2`, …, newest first.
 """
 
 import os
-import time
 from collections import deque
 from dataclasses import dataclass
 
-MAX_LINE = 16 * 1024
-
-
-def rfc3339_nano(ns: int) -> str:
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
-
-
-class LogWriter:
-    """Turns chunks read from the container's pipes into timestamped records.
-
-    With `max_size`, the file is rotated when it grows past it: `container.log`
-    becomes `.1`, `.1` becomes `.2`, and so on up to `max_files` files in all.
-    """
-
-    def __init__(self, path: str | os.PathLike, max_size: int | None = None,
-                 max_files: int = 1):
-        self.path = str(path)
-        self.max_size = max_size
-        self.max_files = max(1, max_files)
-        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - lives with the shim
-        self._size = self._file.tell()
-        self._pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
-
-    def write(self, stream: str, chunk: bytes) -> None:
-        stamp = rfc3339_nano(time.time_ns()).encode()
-        data = self._pending[stream] + chunk
-        records = []
-        while True:
-            newline = data.find(b"\n")
-            if newline < 0 or newline > MAX_LINE:
-                break
-            records.append(_record(stamp, stream, b"F", data[:newline]))
-            data = data[newline + 1:]
-        while len(data) > MAX_LINE:
-            records.append(_record(stamp, stream, b"P", data[:MAX_LINE]))
-            data = data[MAX_LINE:]
-        self._pending[stream] = data
-        if records:
-            self._append(records)
-
-    def _append(self, records: list[bytes]) -> None:
-        if not self.max_size:
-            self._file.write(b"".join(records))
-            return
-        batch, batch_size = [], 0
-        for record in records:
-            if self._size + batch_size + len(record) > self.max_size and self._size + batch_size:
-                self._file.write(b"".join(batch))
-                self._rotate()
-                batch, batch_size = [], 0
-            batch.append(record)
-            batch_size += len(record)
-        self._file.write(b"".join(batch))
-        self._size += batch_size
-
-    def _rotate(self) -> None:
-        self._file.close()
-        for index in range(self.max_files - 1, 0, -1):
-            older = f"{self.path}.{index - 1}" if index > 1 else self.path
-            if os.path.exists(older):
-                os.replace(older, f"{self.path}.{index}")
-        if self.max_files == 1:
-            os.truncate(self.path, 0)
-        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
-        self._size = 0
-
-    def close(self) -> None:
-        stamp = rfc3339_nano(time.time_ns()).encode()
-        for stream, rest in self._pending.items():
-            if rest:
-                self._append([_record(stamp, stream, b"P", rest)])
-        self._file.close()
-
-
-def _record(stamp: bytes, stream: str, tag: bytes, content: bytes) -> bytes:
-    return b"%s %s %s %s\n" % (stamp, stream.encode(), tag, content)
+MAX_LINE = 16 * 1024  # as in native/supervisor.c
 
 
 @dataclass(frozen=True)

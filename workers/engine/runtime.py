@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cgroups, logs, rootfs, state, zygote
+from . import cgroups, logs, native, rootfs, state, zygote
 from .restart import PolicyError, RestartPolicy
 from .store import ContentStore, StoreError
 
@@ -129,6 +129,8 @@ class Runtime:
         current = state.read_state(path)
         if current["state"] in (state.RUNNING, state.RESTARTING, state.PAUSED):
             raise RuntimeError_(f"container {container_id} is already {current['state']}")
+        if problem := native.missing():
+            raise RuntimeError_(problem)
         (path / state.STOP_MARKER).unlink(missing_ok=True)
         (path / "container.log").touch(mode=0o600)
         line = self._start_shim(path)

@@ -6,13 +6,14 @@ container. It starts the container's first process in new pid, mount, uts,
 ipc and net namespaces, turns its stdout and stderr into log records, and
 writes each state change to the container's state file.
 
-It tells its starter how the start went with one JSON line on stdout.
+It tells its starter how the start went with one JSON line, then execs
+berth-supervisor (native/supervisor.c), which pumps the logs, waits for the
+container and records its exit, in a fraction of a Python process's memory.
 """
 
 import fcntl
 import json
 import os
-import selectors
 import signal
 import socket
 import struct
@@ -21,13 +22,11 @@ import time
 import traceback
 from pathlib import Path
 
-from . import caps, cgroups, rootfs, seccomp, users
+from . import caps, cgroups, native, rootfs, seccomp, users
 from . import linux as L
-from .logs import LogWriter
 from .restart import RestartPolicy
 from .state import (
     EXITED,
-    RESTARTING,
     RUNNING,
     STOP_MARKER,
     now_iso,
@@ -40,10 +39,24 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 
 def main(argv: list[str]) -> int:
+    if argv[1] == "--resume":  # berth-supervisor hands back for a restart
+        return resume(Path(argv[2]).resolve(), int(argv[3]), float(argv[4]))
     container_dir = Path(argv[1]).resolve()
     if os.fork():
         return 0  # the starter reaps this parent at once; the shim lives on below
     return run_detached(container_dir, sys.stdout.buffer)
+
+
+def resume(container_dir: Path, restarts: int, ran_for: float) -> int:
+    """Carry on after berth-supervisor saw a run end that the restart policy restarts."""
+    try:
+        supervise(container_dir, None, resume_after=(restarts, ran_for))
+    except BaseException:
+        traceback.print_exc()
+        write_state(container_dir, state=EXITED, finished_at=now_iso(),
+                    error="shim failed while restarting; see shim.log")
+        return 255
+    return 0
 
 
 def run_detached(container_dir: Path, report) -> int:
@@ -69,36 +82,27 @@ def _redirect_stdio(container_dir: Path) -> None:
     os.close(log)
 
 
-def supervise(container_dir: Path, report) -> None:
-    """Run the container, then restart it as its policy says, until it stays down."""
+def supervise(container_dir: Path, report, resume_after: tuple[int, float] | None = None) -> None:
+    """Start the container's next run; berth-supervisor then takes over this process.
+
+    The restart loop crosses exec: berth-supervisor runs `--resume` when a run
+    ended and the policy wants another, and this starts it after the back-off.
+    """
     config = json.loads((container_dir / "config.json").read_text())
     policy = RestartPolicy.parse(config.get("restart"))
-    cgroup = cgroups.for_container(container_dir.name)
     restarts = 0
-    while True:
-        ran_for, exit_code, oom_killed = _run_once(container_dir, config, cgroup, report,
-                                                   restarts)
-        report = None  # the starter hears about the first run only
-        if exit_code is None:
-            return  # it never started: nothing to restart
-        ended = {"exit_code": exit_code, "pid": None, "finished_at": now_iso(),
-                 "oom_killed": oom_killed}
-        stopped = (container_dir / STOP_MARKER).exists()
-        if stopped or not policy.wants(exit_code, restarts):
-            write_state(container_dir, state=EXITED, **ended)
-            return
-        # Straight from running to restarting: a reader never sees a passing "exited".
-        write_state(container_dir, state=RESTARTING, restart_count=restarts + 1, **ended)
+    if resume_after is not None:
+        restarts, ran_for = resume_after
         if _stopped_during(container_dir, policy.delay(restarts, ran_for)):
             write_state(container_dir, state=EXITED)
             return
         restarts += 1
+    _run_once(container_dir, config, cgroups.for_container(container_dir.name), report,
+              restarts)
 
 
-def _run_once(container_dir: Path, config: dict, cgroup, report,
-              restarts: int) -> tuple[float, int | None, bool]:
-    """One run: (seconds it ran, exit code, OOM-killed); the exit code is None if it never
-    started, in which case the exited state is already written."""
+def _run_once(container_dir: Path, config: dict, cgroup, report, restarts: int) -> None:
+    """Start one run and become its supervisor; returns only when it could not start."""
     cgroup.create(cgroups.Limits.from_dict(config.get("limits")))
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -118,19 +122,31 @@ def _run_once(container_dir: Path, config: dict, cgroup, report,
             _tell(report, {"ok": False, "error": failure, "state": final})
         for fd in (out_r, err_r):
             os.close(fd)
-        return 0.0, None, False
-    started = time.monotonic()
+        return
     current = write_state(container_dir, state=RUNNING, pid=pid, shim_pid=os.getpid(),
                           shim_start=process_start_time(os.getpid()), started_at=now_iso(),
                           exit_code=None, finished_at=None, error="", oom_killed=False,
                           restart_count=restarts)
     if report:
         _tell(report, {"ok": True, "state": current})
-    _pump_logs(container_dir, config, out_r, err_r)
-    _, status = os.waitpid(pid, 0)
-    oom_killed = cgroup.oom_killed()
-    cgroup.remove()
-    return time.monotonic() - started, _docker_exit_code(status), oom_killed
+    _hand_over(container_dir, config, cgroup, pid, out_r, err_r, current)
+
+
+def _hand_over(container_dir: Path, config: dict, cgroup, pid: int, out_r: int, err_r: int,
+               current: dict) -> None:
+    """Become berth-supervisor for the rest of this run: same process, a fraction of
+    the memory. It hands back (`--resume`) when the restart policy wants another run."""
+    policy = RestartPolicy.parse(config.get("restart"))
+    rotation = config.get("log") or {}
+    for fd in (out_r, err_r):
+        os.set_inheritable(fd, True)
+    os.execv(native.SUPERVISOR, [
+        str(native.SUPERVISOR), str(container_dir), str(pid), str(out_r), str(err_r),
+        str(rotation.get("max_size") or 0), str(rotation.get("max_files") or 1),
+        policy.name, str(policy.maximum), str(current["restart_count"]),
+        current["started_at"], str(current["shim_start"]), str(cgroup.oom_file()),
+        ":".join(str(path) for path in cgroup.paths()), sys.executable,
+    ])
 
 
 def _stopped_during(container_dir: Path, delay: float) -> bool:
@@ -157,32 +173,6 @@ def _read_all(fd: int) -> str:
         chunks.append(chunk)
     os.close(fd)
     return b"".join(chunks).decode(errors="replace")
-
-
-def _docker_exit_code(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
-
-
-def _pump_logs(container_dir: Path, config: dict, out_r: int, err_r: int) -> None:
-    rotation = config.get("log") or {}
-    writer = LogWriter(container_dir / "container.log", rotation.get("max_size"),
-                       rotation.get("max_files", 1))
-    selector = selectors.DefaultSelector()
-    selector.register(out_r, selectors.EVENT_READ, "stdout")
-    selector.register(err_r, selectors.EVENT_READ, "stderr")
-    open_streams = 2
-    while open_streams:
-        for key, _ in selector.select():
-            chunk = os.read(key.fd, 65536)
-            if chunk:
-                writer.write(key.data, chunk)
-            else:
-                selector.unregister(key.fd)
-                os.close(key.fd)
-                open_streams -= 1
-    writer.close()
 
 
 def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w: int,
