@@ -145,3 +145,19 @@ def test_logs_rotate_by_size(runtime):
     lines = runtime.logs("c1").split()
     assert lines[-1] == "20000"
     assert [int(x) for x in lines] == list(range(int(lines[0]), 20001))
+
+
+def test_a_frozen_cgroup_left_by_a_crashed_run_does_not_stop_the_next(runtime):
+    from workers.engine import cgroups
+
+    stale = for_container("c1")
+    stale.create(cgroups.Limits())
+    stale.freeze(True)
+    try:
+        start(runtime, "echo", "alive")
+        assert finish(runtime, timeout=10)["exit_code"] == 0
+        assert runtime.logs("c1") == "alive\n"
+    finally:
+        if all(path.exists() for path in stale.paths()):  # the shim removes it on exit
+            stale.freeze(False)
+            stale.remove()

@@ -106,21 +106,22 @@ class CgroupV1(Cgroup):
         return ROOT / controller / PARENT / self.container_id
 
     def create(self, limits: Limits) -> None:
-        for controller in V1_CONTROLLERS:
-            if not (ROOT / controller).is_dir():
-                continue
-            parent = ROOT / controller / PARENT
-            if not parent.exists():
-                parent.mkdir()
-                if controller == "cpuset":
-                    _inherit_cpuset(parent)
-            path = self._dir(controller)
-            path.mkdir(exist_ok=True)
-            if controller == "cpuset":
+        stale = False
+        for path in self.paths():
+            try:
+                path.mkdir()
+            except FileNotFoundError:  # the first container under this controller
+                path.parent.mkdir(exist_ok=True)
+                if path.parent.parent.name == "cpuset":
+                    _inherit_cpuset(path.parent)
+                path.mkdir()
+            except FileExistsError:
+                stale = True
+            if path.parent.parent.name == "cpuset":
                 _inherit_cpuset(path)
-        # A directory left by a crashed run may still be frozen: a new process
-        # joining it would stop at once.
-        self.freeze(False)
+        if stale:
+            # Left by a crashed run, and maybe frozen: a process joining it would stop.
+            self.freeze(False)
         self.update(limits)
 
     def update(self, limits: Limits) -> None:
@@ -192,8 +193,10 @@ class CgroupV2(Cgroup):
         _write(ROOT / "cgroup.subtree_control", wanted)
         parent.mkdir(exist_ok=True)
         _write(parent / "cgroup.subtree_control", wanted)
-        self.path.mkdir(exist_ok=True)
-        self.freeze(False)  # a directory left by a crashed run may still be frozen
+        try:
+            self.path.mkdir()
+        except FileExistsError:
+            self.freeze(False)  # left by a crashed run, and maybe frozen
         self.update(limits)
 
     def update(self, limits: Limits) -> None:
