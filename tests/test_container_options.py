@@ -46,6 +46,7 @@ FULL = {
     "log_max_size": "10m",
     "log_max_files": 3,
     "no_new_privileges": True,
+    "tty": True,
     "start": False,
 }
 
@@ -81,6 +82,7 @@ def test_every_option_lands_in_the_run_spec(
         "stop_signal": "SIGINT",
         "read_only": True,
         "no_new_privileges": True,
+        "tty": True,
         "tmpfs": {"/run": "size=64m", "/tmp": ""},
         "sysctls": {"net.ipv4.ip_forward": "1", "kernel.shmmax": "65536"},
         "extra_hosts": ["db:10.0.0.5", "v6:::1"],
@@ -149,6 +151,7 @@ def test_unlimited_swap_and_defaults_shown(owner, host, broker, client_for):
         ({"labels": ["a"]}, "labels", "must be an object"),
         ({"read_only": "yes"}, "read_only", "true or false"),
         ({"no_new_privileges": 1}, "no_new_privileges", "true or false"),
+        ({"tty": "yes"}, "tty", "true or false"),
         ({"auto_remove": "yes"}, "auto_remove", "true or false"),
         ({"start": None, "read_only": 0}, "read_only", "true or false"),
         ({"tmpfs": {"relative": ""}}, "tmpfs", "absolute path"),

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "log_max_files": None,
     "no_new_privileges": False,
     "seccomp": "default",
+    "tty": False,
     "start": True,
 }
 # Options ``POST /api/containers/{id}/update/`` may change.
@@ -256,7 +257,7 @@ def agent_spec_fields(options: dict, restart_policy: str) -> dict[str, Any]:
         spec["log"] = log
     if options.get("stop_signal"):
         spec["stop_signal"] = options["stop_signal"]
-    for flag in ("read_only", "no_new_privileges"):
+    for flag in ("read_only", "no_new_privileges", "tty"):
         if options.get(flag):
             spec[flag] = True
     for mapping in ("tmpfs", "sysctls"):
@@ -587,6 +588,7 @@ def _parsers() -> dict:
         "log_max_files": parse_log_max_files,
         "no_new_privileges": lambda value: parse_bool(value, "no_new_privileges"),
         "seccomp": parse_seccomp,
+        "tty": lambda value: parse_bool(value, "tty"),
         "start": lambda value: parse_bool(value, "start"),
     }
 

@@ -148,3 +148,11 @@ def test_capabilities_are_dockers_default_set(runtime):
                       "CapEff": "00000000a80425fb", "CapBnd": "00000000a80425fb",
                       "CapAmb": "0000000000000000"}
     assert "no-mount" in output
+
+
+def test_tty_gives_a_terminal_from_the_containers_own_devpts(runtime):
+    state, output = run(runtime, "sh", "-c",
+                        "test -t 0 && test -t 1 && echo is-a-tty; tty; echo err >&2", tty=True)
+    assert state["exit_code"] == 0
+    lines = [line.rstrip("\r") for line in output.splitlines()]
+    assert lines == ["is-a-tty", "/dev/pts/0", "err"]

@@ -353,6 +353,7 @@ def _merge_config(image_config: dict, spec: dict) -> dict:
         "user": spec.get("user") or image_config.get("User") or "",
         "read_only": bool(spec.get("read_only")),
         "no_new_privileges": bool(spec.get("no_new_privileges")),
+        "tty": bool(spec.get("tty")),
         "seccomp": "unconfined" if spec.get("seccomp") == "unconfined" else "default",
         "tmpfs": _tmpfs(spec.get("tmpfs") or {}),
         "sysctls": _sysctls(spec.get("sysctls") or {}),

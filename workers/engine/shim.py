@@ -18,6 +18,7 @@ import signal
 import socket
 import struct
 import sys
+import termios
 import time
 import traceback
 from pathlib import Path
@@ -36,6 +37,7 @@ from .state import (
 
 CONTAINER_NAMESPACES = L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC | L.CLONE_NEWNET
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+TIOCSPTLCK, TIOCGPTN = 0x40045431, 0x80045430
 
 
 def main(argv: list[str]) -> int:
@@ -107,12 +109,19 @@ def _run_once(container_dir: Path, config: dict, cgroup, report, restarts: int) 
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     fail_r, fail_w = os.pipe2(os.O_CLOEXEC)
+    console, console_child = socket.socketpair() if config.get("tty") else (None, None)
     pid = L.fork_into(L.CLONE_NEWPID)
     if pid == 0:
-        _container_init(config, container_dir, cgroup, out_w, err_w, fail_w)
+        _container_init(config, container_dir, cgroup, out_w, err_w, fail_w, console_child)
     for fd in (out_w, err_w, fail_w):
         os.close(fd)
     failure = _read_all(fail_r)
+    if console is not None:
+        console_child.close()
+        if not failure:
+            # The terminal's master side replaces both pipes: a terminal has one stream.
+            out_r, err_r = _receive_master(console, out_r, err_r)
+        console.close()
     if failure:
         _, status = os.waitpid(pid, 0)
         cgroup.remove()
@@ -132,6 +141,13 @@ def _run_once(container_dir: Path, config: dict, cgroup, report, restarts: int) 
     _hand_over(container_dir, config, cgroup, pid, out_r, err_r, current)
 
 
+def _receive_master(console: socket.socket, out_r: int, err_r: int) -> tuple[int, int]:
+    _, fds, _, _ = socket.recv_fds(console, 16, 1)
+    os.close(out_r)
+    os.close(err_r)
+    return fds[0], -1
+
+
 def _hand_over(container_dir: Path, config: dict, cgroup, pid: int, out_r: int, err_r: int,
                current: dict) -> None:
     """Become berth-supervisor for the rest of this run: same process, a fraction of
@@ -139,7 +155,8 @@ def _hand_over(container_dir: Path, config: dict, cgroup, pid: int, out_r: int, 
     policy = RestartPolicy.parse(config.get("restart"))
     rotation = config.get("log") or {}
     for fd in (out_r, err_r):
-        os.set_inheritable(fd, True)
+        if fd >= 0:
+            os.set_inheritable(fd, True)
     os.execv(native.SUPERVISOR, [
         str(native.SUPERVISOR), str(container_dir), str(pid), str(out_r), str(err_r),
         str(rotation.get("max_size") or 0), str(rotation.get("max_files") or 1),
@@ -176,7 +193,7 @@ def _read_all(fd: int) -> str:
 
 
 def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w: int,
-                    fail_w: int) -> None:
+                    fail_w: int, console: socket.socket | None) -> None:
     """Pid 1 of the new pid namespace: build the root, then exec the command."""
     try:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -191,10 +208,13 @@ def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w
         user = users.resolve(config.get("user"))
         env = _env(config["env"])
         env.setdefault("HOME", user.home)
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
+        if console is not None:
+            _attach_terminal(console)
+        else:
+            null = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
         os.closerange(3, fail_w)
         os.closerange(fail_w + 1, 65536)
         _chdir(config["cwd"])
@@ -220,6 +240,21 @@ def _confine(config: dict, user, highest_cap: int, seccomp_filter) -> None:
     os.setresgid(user.gid, user.gid, user.gid)
     os.setresuid(user.uid, user.uid, user.uid)
     caps.set_process_caps(keep if user.uid == 0 else set())
+
+
+def _attach_terminal(console: socket.socket) -> None:
+    """A terminal from the container's own devpts, as its stdio and controlling tty;
+    the master side goes to the shim, which logs what the container writes to it."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+    terminal = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
+    socket.send_fds(console, [b"m"], [master])
+    os.close(master)
+    os.setsid()
+    fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(terminal, fd)
 
 
 def _chdir(cwd: str) -> None:

@@ -41,6 +41,7 @@ class ContainerOptionsSerializer(serializers.Serializer):
     log_max_files = serializers.IntegerField(allow_null=True)
     no_new_privileges = serializers.BooleanField()
     seccomp = serializers.ChoiceField(choices=["default", "unconfined"])
+    tty = serializers.BooleanField()
     start = serializers.BooleanField()
 
 
@@ -144,6 +145,7 @@ class ContainerCreateSerializer(StrictSerializer):
     seccomp = _option(
         {"type": "string", "enum": ["default", "unconfined"]}, "unconfined: site admins only"
     )
+    tty = _option({"type": "boolean"}, "give the process a terminal (its output is logged)")
     auto_remove = _option({"type": "boolean"}, "remove the container when it exits")
     start = _option({"type": "boolean"}, "false: only create it (start it later)")
 

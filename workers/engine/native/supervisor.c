@@ -10,7 +10,7 @@
  * restart policy wants another run. A few hundred kilobytes per container,
  * where a Python process costs megabytes.
  *
- * argv: dir init_pid out_fd err_fd max_size max_files policy max_retries
+ * argv: dir init_pid out_fd err_fd (-1 with a terminal) max_size max_files policy max_retries
  *       restart_count started_at shim_start oom_file cgroup_dirs(':'-joined)
  *       python
  */
@@ -134,10 +134,11 @@ static void pump(struct stream *streams)
 {
     static char chunk[CHUNK];
     struct pollfd fds[2];
-    int open_streams = 2;
+    int open_streams = 0;
     for (int i = 0; i < 2; i++) {
-        fds[i].fd = streams[i].fd;
+        fds[i].fd = streams[i].fd; /* -1 (ignored by poll) for a terminal's absent stderr */
         fds[i].events = POLLIN;
+        open_streams += streams[i].fd >= 0;
     }
     while (open_streams > 0) {
         if (poll(fds, 2, -1) < 0) {
