@@ -69,11 +69,11 @@ def test_pull_normalizes_and_picks_an_online_host(
     make_host(online=False)
     online = make_host()
     with django_capture_on_commit_callbacks(execute=True):
-        response = pull(client_for(owner), reference="busybox")
+        response = pull(client_for(owner), reference="alpine")
     assert response.status_code == 202, response.content
     assert response.json()["host"] == online.name
     [message] = queued_messages(broker, online.name)
-    assert message["args"][1:] == [BUSYBOX, {}]
+    assert message["args"][1:] == ["docker.io/library/alpine:latest", {}]
 
 
 @pytest.mark.parametrize(
@@ -363,3 +363,17 @@ def test_schema_lists_the_new_endpoints(owner, client_for):
         "/api/operations/{id}/download/",
         "/api/transfers/{token}/",
     } <= paths.keys()
+
+
+def test_a_team_cannot_repoint_a_reference_others_run(operator, host, client_for):
+    """Tags on a host are shared: pulling or importing over another team's or the
+    system's reference would change what their containers run."""
+    from apps.images.models import Image
+
+    Image.objects.create(host=host, team=None, reference="docker.io/library/shared:1",
+                         digest="sha256:" + "a" * 64, image_id="sha256:" + "b" * 64)
+    response = client_for(operator).post(
+        "/api/images/pull/", {"reference": "shared:1", "host": host.name},
+        content_type="application/json")
+    assert response.status_code == 409, response.content
+    assert "shared system image" in response.json()["error"]["message"]

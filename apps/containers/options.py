@@ -491,7 +491,7 @@ def parse_pids_limit(value: Any) -> int:
 def parse_restart_policy(value: Any) -> str:
     """One of "no", "always", "unless-stopped", "on-failure" or "on-failure:N" (N retries)."""
     name, _, count = value.partition(":") if isinstance(value, str) else ("", "", "")
-    if name not in RESTART_NAMES or (count and (name != "on-failure" or not count.isdigit())):
+    if name not in RESTART_NAMES or (count and (name != "on-failure" or not count.isdecimal())):
         raise InvalidInput(
             f'invalid restart policy {value!r}: use "no", "on-failure[:N]", '
             '"always" or "unless-stopped"',
@@ -506,7 +506,7 @@ def parse_stop_signal(value: Any) -> str:
     try:
         if isinstance(value, int) and not isinstance(value, bool):
             return signals.Signals(value).name
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isdecimal():
             return signals.Signals(int(value)).name
         if isinstance(value, str):
             name = value.strip().upper()
@@ -538,7 +538,7 @@ def parse_seccomp(value: Any) -> str:
 
 
 def _int(value: Any, field: str, low: int, high: int) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isdecimal():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise InvalidInput(f"'{field}' must be a whole number from {low} to {high}", field=field)

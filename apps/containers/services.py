@@ -271,7 +271,7 @@ def parse_signal(value: Any) -> int:
     """Accept 9, "9", "KILL" or "SIGKILL", as ``docker kill --signal`` does."""
     if value is None or value == "":
         return DEFAULT_KILL_SIGNAL
-    if isinstance(value, str) and not value.strip().isdigit():
+    if isinstance(value, str) and not value.strip().isdecimal():
         name = value.strip().upper()
         name = name if name.startswith("SIG") else f"SIG{name}"
         try:

@@ -397,6 +397,7 @@ def pull_image(user, data: dict) -> Operation:
     team = resolve_team_for_create(user, data.get("team") or None)
     reference = parse_image_reference(data.get("reference"))
     host = pick_host(data.get("host") or None)
+    _check_unclaimed(host, reference, team, user)
     return start_operation(
         OperationKind.PULL,
         team=team,
@@ -453,6 +454,7 @@ def import_image(
     if parse_reference(target).digest:
         raise InvalidInput("import needs a tag, not a digest", field="reference")
     host = pick_host(host_name or None)
+    _check_unclaimed(host, target, team, user)
     args = [target, {}]  # changes: none yet
     return _start_with_upload(
         OperationKind.IMPORT, user, team, host, upload, base_url, "agent.image_import", args, target
@@ -574,6 +576,18 @@ def tag_image(user, image: Image, data: dict) -> Image:
         .order_by("team")  # the team's own row before a system one
         .first()
     )
+
+
+def _check_unclaimed(host, reference: str, team, user) -> None:
+    """A host's tags are shared by every team on it: a pull or import must not re-point
+    a reference another team (or the system) runs. Site admins may."""
+    if is_site_admin(user):
+        return
+    others = Image.objects.filter(host=host, reference=reference).exclude(team=team)
+    row = others.first()
+    if row is not None:
+        owner = "a shared system image" if row.team_id is None else "an image of another team"
+        raise Conflict(f"{reference} is {owner} on host {host.name}; use another reference")
 
 
 def _check_reference_free(image: Image, target: str, team) -> None:

@@ -66,19 +66,24 @@ def hostile(outside):
         "hardlink-through-symlink": [entry("link", tarfile.SYMTYPE, linkname=str(outside)),
                                      entry("h", tarfile.LNKTYPE, linkname="link/victim")],
         "whiteout-dotdot": [entry("../.wh.victim")],
+        "whiteout-of-parent": [entry(".wh...")],
+        "whiteout-of-self": [entry("sub/.wh..")],
     }
 
 
 @pytest.mark.parametrize("case", ["dotdot", "dotdot-deep", "symlink-parent",
                                   "symlink-relative-parent", "hardlink-absolute",
                                   "hardlink-dotdot", "hardlink-through-symlink",
-                                  "whiteout-dotdot"])
-def test_escapes_are_refused_and_leave_nothing(store, outside, case):
-    before = snapshot(outside)
+                                  "whiteout-dotdot", "whiteout-of-parent",
+                                  "whiteout-of-self"])
+def test_escapes_are_refused_and_leave_nothing(store, busybox, outside, case):
+    before, store_before = snapshot(outside), snapshot(store.root)
     with pytest.raises(StoreError, match="refused"):
         unpack(store, hostile(outside)[case])
     assert snapshot(outside) == before
-    assert list(store.layers.iterdir()) == []
+    # Nothing of the store went either (a whiteout of ".." once emptied it).
+    assert {p for p, *_ in snapshot(store.root)} >= {p for p, *_ in store_before}
+    assert [p.name for p in store.layers.iterdir()] == [busybox.chain_ids[0][7:]]
 
 
 def test_symlinks_are_stored_as_they_are_and_never_followed(store, outside):

@@ -168,3 +168,19 @@ def test_host_python_is_out_of_reach(runtime):
 def _digest(path: str) -> str:
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()
+
+
+def test_a_fifo_as_etc_passwd_fails_the_start_instead_of_hanging(runtime, store):
+    base = tarfile.open(fileobj=io.BytesIO(build_layer(find_busybox())))  # noqa: SIM115
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        for member in base.getmembers():
+            if member.name != "etc/passwd":
+                archive.addfile(member, base.extractfile(member) if member.isfile() else None)
+        fifo = tarfile.TarInfo("etc/passwd")
+        fifo.type = tarfile.FIFOTYPE
+        archive.addfile(fifo)
+    out.seek(0)
+    image = import_rootfs(store, out, "fifo:1").reference
+    state, _ = run(runtime, "id", image=image)
+    assert state["state"] == "exited" and "not a regular file" in state["error"]

@@ -161,3 +161,13 @@ def test_a_frozen_cgroup_left_by_a_crashed_run_does_not_stop_the_next(runtime):
         if all(path.exists() for path in stale.paths()):  # the shim removes it on exit
             stale.freeze(False)
             stale.remove()
+
+
+def test_stop_with_any_stop_signal_keeps_an_always_container_down(runtime):
+    start(runtime, "sh", "-c", "trap 'exit 0' QUIT; while :; do sleep 0.05; done",
+          stop_signal="SIGQUIT", restart="always")
+    time.sleep(0.3)
+    final = runtime.stop("c1", timeout=5)
+    assert final["state"] == "exited" and final["exit_code"] == 0
+    time.sleep(0.5)
+    assert runtime.state("c1")["state"] == "exited"

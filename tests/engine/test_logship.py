@@ -119,3 +119,17 @@ def test_forget_drops_the_stream(runtime, private_redis):
     assert len(entries(client, "c1")) == 1
     shipper.forget("c1")
     assert not client.exists(stream_key("c1"))
+
+
+def test_logs_truncated_in_place_keep_shipping(runtime, private_redis):
+    client = private_redis["client"]
+    shipper = LogShipper(private_redis["url"], runtime.root)
+    shipper.start()
+    run(runtime, "for i in $(seq 1 30); do seq $((i*100-99)) $((i*100)); sleep 0.05; done",
+        log={"max_size": 4000, "max_files": 1})
+    shipper.follow("c1")
+    assert runtime.wait("c1", 30)
+    assert wait_for(lambda: entries(client, "c1") and
+                    entries(client, "c1")[-1][1][b"l"] == b"3000", 20)
+    lines = [int(f[b"l"]) for _, f in entries(client, "c1")]
+    assert lines == sorted(lines) and len(set(lines)) == len(lines)

@@ -100,6 +100,8 @@ class Follower:
         return self.read_lines()
 
     def _whole_lines(self) -> list[bytes]:
+        if os.fstat(self.handle.fileno()).st_size < self.offset:
+            self.offset = 0  # truncated in place (rotation with max_files=1): start over
         self.handle.seek(self.offset)  # what was read but not shipped is read again
         lines = self.handle.readlines(1 << 20)
         if lines and not lines[-1].endswith(b"\n"):
@@ -210,9 +212,14 @@ class LogShipper:
         pipe = self.redis.pipeline(transaction=False)
         position, last_ms = follower.shipped, follower.last_ms
         for line in lines:
-            stamp, stream, tag, content = line.rstrip(b"\n").split(b" ", 3)
+            try:
+                stamp, stream, tag, content = line.rstrip(b"\n").split(b" ", 3)
+                ms = record_ms(stamp)
+            except ValueError:
+                position += len(line)  # not a record (a torn write): skip, never retry it
+                continue
             # Never below the previous id, even if the wall clock stepped back.
-            last_ms = max(last_ms, record_ms(stamp))
+            last_ms = max(last_ms, ms)
             entry_id = f"{last_ms}-{position}"
             pipe.xadd(stream_key(container_id), {"t": stamp, "s": stream, "p": tag,
                                                  "l": content},
@@ -231,17 +238,20 @@ class LogShipper:
         return last_ms
 
     def run_forever(self) -> None:
+        behind: set[str] = set()  # containers whose last shipment failed
         while True:
             ready, _, _ = select.select([self.watcher.fd], [], [], RETRY_INTERVAL)
             changed = {os.path.basename(d) for d, _ in self.watcher.read()} if ready else set()
             with self._lock:
                 ids = list(self.followers) if not ready else [
-                    c for c in changed if c in self.followers]
+                    c for c in changed | behind if c in self.followers]
             for container_id in ids:
                 try:
-                    self.ship(container_id)
+                    shipped = self.ship(container_id)
                 except (OSError, ValueError) as exc:
                     log.warning("log shipping for %s failed: %s", container_id, exc)
+                    shipped = False
+                (behind.discard if shipped else behind.add)(container_id)
 
     def start(self) -> None:
         threading.Thread(target=self.run_forever, name="logship", daemon=True).start()

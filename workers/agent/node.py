@@ -27,6 +27,12 @@ class Node:
         self.reporter = Reporter(config.host_name)
         self.shipper = LogShipper(config.redis_url, self.runtime.root)
         self.supervisor = Supervisor(self.runtime, self.reporter, self.shipper)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def container_lock(self, container_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(container_id, threading.Lock())
 
     def ensure_base_image(self) -> None:
         try:

@@ -51,12 +51,14 @@ class Supervisor:
         if self.shipper is not None:
             self.shipper.follow(container_id)
         current = self.runtime.state(container_id)
+        # The pidfd first: reporting takes a round trip to Redis, and a short
+        # container may end meanwhile; its shim then writes the exit itself.
+        pidfd = open_shim(path, current) if current["state"] in engine_state.LIVE else None
         self.report(container_id, current)
         if current["state"] not in engine_state.LIVE:
             return
-        pidfd = open_shim(path, current)
         if pidfd is None:
-            self._shim_lost(container_id)
+            self._shim_lost(container_id, current)
             return
         with self._lock:
             if container_id in self._watched.values():
@@ -79,11 +81,16 @@ class Supervisor:
             self._seen.clear()
         self.adopt()
 
-    def _shim_lost(self, container_id: str) -> None:
+    def _shim_lost(self, container_id: str, seen: dict) -> None:
         # The shim died without writing an exit (killed, or the host rebooted):
         # nothing supervises that container any more, so record it as ended,
-        # then bring it back if its restart policy says so.
+        # then bring it back if its restart policy says so. Only if the state
+        # is still the one that named the dead shim: a shim that wrote its own
+        # exit meanwhile has said the truth already.
         path = self.runtime.existing(container_id)
+        if self.runtime.state(container_id)["seq"] != seen["seq"]:
+            self.report(container_id, self.runtime.state(container_id))
+            return
         current = engine_state.write_state(
             path, state=engine_state.EXITED, exit_code=255, pid=None,
             finished_at=engine_state.now_iso(), error="supervisor lost (host restart?)")
@@ -128,7 +135,7 @@ class Supervisor:
         except NoSuchContainer:
             return
         if current["state"] in engine_state.LIVE:
-            self._shim_lost(container_id)
+            self._shim_lost(container_id, current)
         else:
             self.report(container_id, current)
 

@@ -14,11 +14,17 @@ from . import images
 from .node import node
 
 log = logging.getLogger("berth.agent")
+RPC_LOG_LINES = 100_000
 
 
 @app.task(name="agent.container_run", ignore_result=True)
 def container_run(container_id: str, spec: dict) -> None:
     """Create and start; `spec["start"] = False` only creates (docker create)."""
+    with node().container_lock(container_id):
+        _run(container_id, spec)
+
+
+def _run(container_id: str, spec: dict) -> None:
     agent = node()
     try:
         agent.runtime.create(container_id, spec)
@@ -32,7 +38,7 @@ def container_run(container_id: str, spec: dict) -> None:
 
 @app.task(name="agent.container_start", ignore_result=True)
 def container_start(container_id: str) -> None:
-    _guarded(lambda agent: _start(agent, container_id))
+    _guarded(container_id, lambda agent: _start(agent, container_id))
 
 
 def _start(agent, container_id: str) -> None:
@@ -46,7 +52,7 @@ def _start(agent, container_id: str) -> None:
 
 @app.task(name="agent.container_stop", ignore_result=True)
 def container_stop(container_id: str, timeout: int = 10) -> None:
-    _guarded(lambda agent: agent.runtime.stop(container_id, timeout))
+    _guarded(container_id, lambda agent: agent.runtime.stop(container_id, timeout))
 
 
 @app.task(name="agent.container_restart", ignore_result=True)
@@ -54,28 +60,29 @@ def container_restart(container_id: str, timeout: int = 10) -> None:
     def restart(agent) -> None:
         agent.runtime.stop(container_id, timeout)
         _start(agent, container_id)
-    _guarded(restart)
+    _guarded(container_id, restart)
 
 
 @app.task(name="agent.container_kill", ignore_result=True)
 def container_kill(container_id: str, signal: int = 9) -> None:
-    _guarded(lambda agent: agent.runtime.kill(container_id, signal))
+    _guarded(container_id, lambda agent: agent.runtime.kill(container_id, signal))
 
 
 @app.task(name="agent.container_pause", ignore_result=True)
 def container_pause(container_id: str) -> None:
-    _guarded(lambda agent: agent.runtime.pause(container_id))
+    _guarded(container_id, lambda agent: agent.runtime.pause(container_id))
 
 
 @app.task(name="agent.container_unpause", ignore_result=True)
 def container_unpause(container_id: str) -> None:
-    _guarded(lambda agent: agent.runtime.unpause(container_id))
+    _guarded(container_id, lambda agent: agent.runtime.unpause(container_id))
 
 
 @app.task(name="agent.container_update")
 def container_update(container_id: str, limits: dict | None = None,
                      restart: str | None = None) -> dict:
-    config = node().runtime.update(container_id, limits, restart)
+    with node().container_lock(container_id):
+        config = node().runtime.update(container_id, limits, restart)
     return {"limits": config.get("limits", {}), "restart": config.get("restart", "no")}
 
 
@@ -86,6 +93,11 @@ def container_stats(container_id: str) -> dict:
 
 @app.task(name="agent.container_remove", ignore_result=True)
 def container_remove(container_id: str, force: bool = False) -> None:
+    with node().container_lock(container_id):
+        _remove(container_id, force)
+
+
+def _remove(container_id: str, force: bool) -> None:
     agent = node()
     try:
         final = agent.runtime.remove(container_id, force)
@@ -102,7 +114,9 @@ def container_remove(container_id: str, force: bool = False) -> None:
 
 @app.task(name="agent.container_logs")
 def container_logs(container_id: str, tail: int | None = None, timestamps: bool = False) -> str:
-    return node().runtime.logs(container_id, tail, timestamps)
+    # Through the result backend: bounded, or a huge log would exhaust the agent.
+    return node().runtime.logs(container_id, min(tail or RPC_LOG_LINES, RPC_LOG_LINES),
+                               timestamps)
 
 
 @app.task(name="agent.broadcast.report_all", ignore_result=True)
@@ -110,11 +124,14 @@ def report_all() -> None:
     node().announce()
 
 
-def _guarded(action) -> None:
-    try:
-        action(node())
-    except RuntimeError_ as exc:
-        log.warning("%s", exc)
+def _guarded(container_id: str, action) -> None:
+    """One task at a time per container: a remove must not overtake its own create."""
+    agent = node()
+    with agent.container_lock(container_id):
+        try:
+            action(agent)
+        except RuntimeError_ as exc:
+            log.warning("%s", exc)
 
 
 def _failure(message: str) -> dict:

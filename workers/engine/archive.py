@@ -161,7 +161,8 @@ def load(store: ContentStore, source, default_reference: str | None = None) -> l
 def _inside(root: Path, name: str) -> Path:
     parts = unpack.split_name(name)
     path = root.joinpath(*parts)
-    if not parts or any(p.is_symlink() for p in [path, *path.parents] if root in p.parents):
+    if (not parts or any(p.is_symlink() for p in [path, *path.parents] if root in p.parents)
+            or not path.is_file()):
         raise ArchiveError(f"archive entry {name!r} is not a plain file in the archive")
     return path
 

@@ -63,7 +63,7 @@ def _read(path: Path) -> str:
 
 def _keyed(text: str) -> dict[str, int]:
     pairs = (line.split() for line in text.splitlines())
-    return {pair[0]: int(pair[1]) for pair in pairs if len(pair) == 2 and pair[1].isdigit()}
+    return {pair[0]: int(pair[1]) for pair in pairs if len(pair) == 2 and pair[1].isdecimal()}
 
 
 class Cgroup:
@@ -238,7 +238,7 @@ class CgroupV2(Cgroup):
         return {
             "cpu_usage_ns": cpu.get("usage_usec", 0) * 1000,
             "memory_usage": int(_read(self.path / "memory.current") or 0),
-            "memory_limit": int(limit) if limit.isdigit() else 0,
+            "memory_limit": int(limit) if limit.isdecimal() else 0,
             "memory_cache": memory_stat.get("file", 0),
             "pids": int(_read(self.path / "pids.current") or 0),
             "blkio": _io_v2(_read(self.path / "io.stat")),

@@ -27,7 +27,7 @@ class RestartPolicy:
         name, _, count = (text or "no").partition(":")
         if name not in NAMES:
             raise PolicyError(f"invalid restart policy {text!r}: use one of {', '.join(NAMES)}")
-        if count and (name != "on-failure" or not count.isdigit()) and count != "0":
+        if count and (name != "on-failure" or not count.isdecimal()) and count != "0":
             raise PolicyError(f"invalid restart policy {text!r}: only on-failure takes "
                               "a retry count (on-failure:N)")
         return cls(name, int(count or 0))

@@ -7,7 +7,9 @@ pivot_root and detach the old root so nothing of the host stays reachable.
 """
 
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 from . import linux as L
@@ -73,12 +75,18 @@ def make_init_layer(path: Path) -> Path:
     cannot redirect those mounts."""
     if path.is_dir():
         return path
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = Path(tempfile.mkdtemp(prefix=".init-", dir=path.parent))
     for directory, mode in (("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("etc", 0o755)):
-        (tmp / directory).mkdir(mode=mode, parents=True, exist_ok=True)
+        (tmp / directory).mkdir(mode=mode)
     for name in ETC_FILES:
         (tmp / "etc" / name).touch(mode=0o644)
-    tmp.rename(path)
+    os.chmod(tmp, 0o755)
+    try:
+        tmp.rename(path)
+    except OSError:  # a concurrent create made it first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not path.is_dir():
+            raise
     return path
 
 

@@ -36,6 +36,7 @@ HOSTS_FILE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n
 
 
 LIVE_STATES = state.LIVE
+START_TIMEOUT = 60  # seconds for a shim to say how the start went
 STOPPING_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 
 
@@ -142,6 +143,7 @@ class Runtime:
         """Fork the shim from the zygote; a fresh interpreter only if no zygote will run."""
         try:
             with self._zygote_connection() as connection:
+                connection.settimeout(START_TIMEOUT)
                 connection.sendall(json.dumps({"dir": str(path)}).encode() + b"\n")
                 return connection.makefile("rb").readline()
         except OSError:
@@ -162,14 +164,14 @@ class Runtime:
         except OSError:
             pass
         with open(self.engine_root / "zygote.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time spawns it
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time, until it answers
             try:
                 return _connect(address)
             except OSError:
                 self._spawn_zygote()
-        if not wait_for(lambda: os.path.exists(address), 10, 0.005):
-            raise OSError("the zygote did not start")
-        return _connect(address)
+            if not wait_for(lambda: os.path.exists(address), 10, 0.005):
+                raise OSError("the zygote did not start")
+            return _connect(address)
 
     def _spawn_zygote(self) -> None:
         log = open(self.engine_root / "zygote.log", "ab")  # noqa: SIM115 - the child's
@@ -216,11 +218,18 @@ class Runtime:
         if current["state"] not in (state.RUNNING, state.PAUSED, state.RESTARTING):
             return current
         config = json.loads((path / "config.json").read_text())
+        # Whatever the stop signal (nginx's is SIGQUIT), the policy must not restart it.
+        (path / state.STOP_MARKER).touch()
         self.kill(container_id, signum or config.get("stop_signal") or signal.SIGTERM)
         if not self.wait(container_id, timeout):
-            self.kill(container_id, signal.SIGKILL)
-            self.wait(container_id, None)
+            self._kill_until_down(container_id)
         return self.state(container_id)
+
+    def _kill_until_down(self, container_id: str) -> None:
+        """SIGKILL until the shim is gone; a restart that began meanwhile is killed too."""
+        while not self.wait(container_id, 1):
+            with contextlib.suppress(RuntimeError_):
+                self.kill(container_id, signal.SIGKILL)
 
     def wait(self, container_id: str, timeout: float | None) -> bool:
         """Wait until the container's shim has written its exit; False on timeout."""
@@ -245,7 +254,7 @@ class Runtime:
                 raise RuntimeError_(
                     f"container {container_id} is running: stop it first or force removal")
             self.kill(container_id, signal.SIGKILL)
-            self.wait(container_id, None)
+            self._kill_until_down(container_id)
         final = state.write_state(path, state=state.REMOVED)
         cgroups.for_container(container_id).remove()
         shutil.rmtree(path)
@@ -396,7 +405,7 @@ def _signal_number(value) -> int | None:
     if value in (None, ""):
         return None
     text = str(value).upper()
-    if text.isdigit():
+    if text.isdecimal():
         return int(text)
     try:
         return int(signal.Signals[text if text.startswith("SIG") else f"SIG{text}"])

@@ -102,6 +102,8 @@ def open_dir(root_fd: int, parts: list[str], name: str = "") -> int:
 
 def _clear(parent_fd: int, base: str, keep_dir: bool = False) -> None:
     """Remove what is at base so a later entry replaces it, as tar does."""
+    if base in ("", ".", ".."):
+        raise UnsafeLayer(f"refusing to replace {base!r}")
     try:
         info = os.stat(base, dir_fd=parent_fd, follow_symlinks=False)
     except FileNotFoundError:
@@ -129,7 +131,7 @@ def _remove_tree(parent_fd: int, base: str) -> None:
 
 
 def _whiteout(parent_fd: int, hidden: str, name: str) -> None:
-    if not hidden or "/" in hidden:
+    if hidden in ("", ".", "..") or "/" in hidden:
         raise UnsafeLayer(f"{name!r}: malformed whiteout")
     _clear(parent_fd, hidden)
     os.mknod(hidden, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent_fd)

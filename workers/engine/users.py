@@ -5,6 +5,8 @@ image's, and a symlink in them can only point inside the container. Each file
 is read with a size cap: an image must not make the runtime read without end.
 """
 
+import os
+import stat
 from dataclasses import dataclass
 
 MAX_DATABASE = 1 << 20
@@ -23,11 +25,15 @@ class User:
 
 
 def _entries(path: str) -> list[list[str]]:
+    # Non-blocking and regular files only: an image's /etc/passwd may be a FIFO.
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_DATABASE + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return []
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UserError(f"{path} in the image is not a regular file")
+        data = handle.read(MAX_DATABASE + 1)
     if len(data) > MAX_DATABASE:
         raise UserError(f"{path} in the image is larger than {MAX_DATABASE} bytes")
     text = data.decode(errors="replace")
@@ -39,7 +45,7 @@ def resolve(spec: str | None) -> User:
     if not name:
         name = "0"
     passwd = [e for e in _entries("/etc/passwd") if len(e) >= 7]
-    if name.isdigit():
+    if name.isdecimal():
         entry = next((e for e in passwd if e[2] == name), None)
         uid = int(name)
     else:
@@ -52,12 +58,12 @@ def resolve(spec: str | None) -> User:
     gid = _group_id(group, groups_db) if group else (int(entry[3]) if entry else 0)
     user_name = entry[0] if entry else None
     extra = tuple(sorted({int(e[2]) for e in groups_db
-                          if user_name and user_name in e[3].split(",") and e[2].isdigit()}))
+                          if user_name and user_name in e[3].split(",") and e[2].isdecimal()}))
     return User(uid, gid, tuple(sorted({gid, *extra})), home)
 
 
 def _group_id(group: str, groups_db: list[list[str]]) -> int:
-    if group.isdigit():
+    if group.isdecimal():
         return int(group)
     entry = next((e for e in groups_db if e[0] == group), None)
     if entry is None:

@@ -39,7 +39,7 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         """Look up by name first (what people type), then by numeric id."""
         key = self.kwargs[self.lookup_field]
         host = Host.objects.filter(name=key).first()
-        if host is None and key.isdigit():
+        if host is None and key.isdecimal():
             host = Host.objects.filter(pk=int(key)).first()
         if host is None:
             raise Http404
