@@ -62,8 +62,10 @@ def test_load_streams_the_body_to_disk_and_queues_the_task(
         "alpha",
     )
     assert message["task"] == "agent.image_load"
-    operation_id, source = message["args"]
+    operation_id, source, protected = message["args"]
     assert operation_id == operation["id"]
+    # References on the host that belong to others (here the system's busybox).
+    assert protected == ["docker.io/library/busybox:latest"]
     assert set(source) == {"url", "token"}
     assert source["url"] == f"http://testserver/api/transfers/{source['token']}/"
     [transfer] = Transfer.objects.all()

@@ -440,9 +440,18 @@ def load_image(user, upload: Upload, *, host_name=None, team_slug=None, base_url
     """Store an uploaded ``docker save``/OCI archive and have the agent load it."""
     team = resolve_team_for_create(user, team_slug or None)
     host = pick_host(host_name or None)
+    # The archive's tags are known only on the host: name the references there that
+    # belong to others, and the agent refuses to re-point them.
+    protected = [] if is_site_admin(user) else _references_of_others(host, team)
     return _start_with_upload(
-        OperationKind.LOAD, user, team, host, upload, base_url, "agent.image_load", [], upload.name
+        OperationKind.LOAD, user, team, host, upload, base_url, "agent.image_load", [protected],
+        upload.name,
     )
+
+
+def _references_of_others(host, team) -> list[str]:
+    rows = Image.objects.filter(host=host).exclude(team=team)
+    return sorted(set(rows.values_list("reference", flat=True)))
 
 
 def import_image(

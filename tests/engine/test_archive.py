@@ -114,3 +114,23 @@ def test_oci_layout_with_tag_only_names_uses_the_default(store, tmp_path):
     buffer.seek(0)
     [record] = load(store, buffer, default_reference="myapp")
     assert record.reference == "docker.io/library/myapp:v7"
+
+
+def test_load_refuses_to_repoint_a_protected_reference(store, busybox, tmp_path):
+    from workers.engine.store import ContentStore
+
+    other = ContentStore(tmp_path / "other")
+    imported = import_rootfs(other, io.BytesIO(layer_tar({"evil": "x"})), "busybox:latest")
+    path = tmp_path / "evil.tar"
+    with open(path, "wb") as out:
+        save(other, [imported.reference], out, "docker")
+    with open(path, "rb") as source, pytest.raises(ArchiveError, match="another team"):
+        load(store, source, protected=frozenset({BUSYBOX_REFERENCE}))
+    assert store.resolve(BUSYBOX_REFERENCE).digest == busybox.digest
+    # The very same image may be loaded over itself.
+    same = tmp_path / "same.tar"
+    with open(same, "wb") as out:
+        save(store, [BUSYBOX_REFERENCE], out, "oci")
+    with open(same, "rb") as source:
+        [record] = load(store, source, protected=frozenset({BUSYBOX_REFERENCE}))
+    assert record.digest == busybox.digest

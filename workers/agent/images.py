@@ -58,10 +58,10 @@ def do_push(node, reference: str, registries: dict):
     return lambda on_progress: [push(node.store, reference, registries, on_progress)]
 
 
-def do_load(node, source: dict):
+def do_load(node, source: dict, protected: list[str]):
     def work(on_progress):
         with open_transfer(source) as stream:
-            return archive.load(node.store, stream)
+            return archive.load(node.store, stream, protected=frozenset(protected))
     return work
 
 

@@ -155,9 +155,9 @@ def image_push(operation_id: str, reference: str, registries: dict | None = None
 
 
 @app.task(name="agent.image_load", ignore_result=True)
-def image_load(operation_id: str, source: dict) -> None:
+def image_load(operation_id: str, source: dict, protected: list[str] | None = None) -> None:
     agent = node()
-    images.run_operation(agent, operation_id, images.do_load(agent, source))
+    images.run_operation(agent, operation_id, images.do_load(agent, source, protected or []))
 
 
 @app.task(name="agent.image_import", ignore_result=True)

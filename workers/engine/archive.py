@@ -143,8 +143,13 @@ def _uncompressed_layer(store, layer: dict, diff_id: str, scratch: Path) -> Path
 
 
 # load
-def load(store: ContentStore, source, default_reference: str | None = None) -> list[ImageRecord]:
-    """Load a docker-save archive or an OCI layout (as a tar stream); returns the images."""
+def load(store: ContentStore, source, default_reference: str | None = None,
+         protected: frozenset[str] = frozenset()) -> list[ImageRecord]:
+    """Load a docker-save archive or an OCI layout (as a tar stream); returns the images.
+
+    References in `protected` (other teams' on this host) may be loaded only as
+    the very image they already name, never re-pointed.
+    """
     with tempfile.TemporaryDirectory(prefix="tmp-", dir=store.root) as scratch:
         root = Path(scratch)
         try:
@@ -152,9 +157,9 @@ def load(store: ContentStore, source, default_reference: str | None = None) -> l
         except (unpack.UnsafeLayer, tarfile.TarError) as exc:
             raise ArchiveError(f"not a usable image archive: {exc}") from None
         if (root / "manifest.json").is_file():
-            return _load_docker(store, root)
+            return _load_docker(store, root, protected)
         if (root / "index.json").is_file():
-            return _load_oci(store, root, default_reference)
+            return _load_oci(store, root, default_reference, protected)
         raise ArchiveError("not an image archive: it has neither manifest.json nor index.json")
 
 
@@ -167,7 +172,7 @@ def _inside(root: Path, name: str) -> Path:
     return path
 
 
-def _load_docker(store: ContentStore, root: Path) -> list[ImageRecord]:
+def _load_docker(store: ContentStore, root: Path, protected) -> list[ImageRecord]:
     try:
         entries = json.loads((root / "manifest.json").read_text())
     except ValueError:
@@ -182,7 +187,7 @@ def _load_docker(store: ContentStore, root: Path) -> list[ImageRecord]:
                   for name, diff_id in zip(entry["Layers"], diff_ids, strict=True)]
         manifest_digest = _store_image(store, config_bytes, layers, diff_ids)
         tags = [normalize_reference(tag) for tag in entry.get("RepoTags") or []]
-        records += _tag_all(store, manifest_digest, tags)
+        records += _tag_all(store, manifest_digest, tags, protected)
     return records
 
 
@@ -206,13 +211,19 @@ def _store_image(store: ContentStore, config_bytes: bytes, layers: list[dict],
     return store.put_blob(oci.canonical_json(manifest))
 
 
-def _tag_all(store: ContentStore, manifest_digest: str, tags: list[str]) -> list[ImageRecord]:
+def _tag_all(store: ContentStore, manifest_digest: str, tags: list[str],
+             protected=frozenset()) -> list[ImageRecord]:
+    for tag in set(tags) & set(protected):
+        if store.resolve(tag).digest != manifest_digest:
+            raise ArchiveError(f"{tag} is another team's image on this host; load it under "
+                               "another name")
     if not tags:
         tags = [store.read_json_blob(manifest_digest)["config"]["digest"]]
     return [store.add_image(tag, manifest_digest) for tag in tags]
 
 
-def _load_oci(store: ContentStore, root: Path, default_reference: str | None) -> list[ImageRecord]:
+def _load_oci(store: ContentStore, root: Path, default_reference: str | None,
+              protected) -> list[ImageRecord]:
     index = json.loads((root / "index.json").read_text())
     records = []
     for descriptor in index.get("manifests") or []:
@@ -228,7 +239,7 @@ def _load_oci(store: ContentStore, root: Path, default_reference: str | None) ->
                                             oci.chain_ids(diff_ids), strict=True):
             store.unpack_layer(layer["digest"], diff_id, chain_id)
         name = _oci_name(descriptor.get("annotations") or {}, default_reference)
-        records += _tag_all(store, descriptor["digest"], [name] if name else [])
+        records += _tag_all(store, descriptor["digest"], [name] if name else [], protected)
     return records
 
 
