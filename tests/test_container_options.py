@@ -47,6 +47,7 @@ FULL = {
     "log_max_files": 3,
     "no_new_privileges": True,
     "tty": True,
+    "open_stdin": True,
     "start": False,
 }
 
@@ -83,6 +84,7 @@ def test_every_option_lands_in_the_run_spec(
         "read_only": True,
         "no_new_privileges": True,
         "tty": True,
+        "open_stdin": True,
         "tmpfs": {"/run": "size=64m", "/tmp": ""},
         "sysctls": {"net.ipv4.ip_forward": "1", "kernel.shmmax": "65536"},
         "extra_hosts": ["db:10.0.0.5", "v6:::1"],

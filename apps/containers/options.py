@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "no_new_privileges": False,
     "seccomp": "default",
     "tty": False,
+    "open_stdin": False,
     "start": True,
 }
 # Options ``POST /api/containers/{id}/update/`` may change.
@@ -257,7 +258,7 @@ def agent_spec_fields(options: dict, restart_policy: str) -> dict[str, Any]:
         spec["log"] = log
     if options.get("stop_signal"):
         spec["stop_signal"] = options["stop_signal"]
-    for flag in ("read_only", "no_new_privileges", "tty"):
+    for flag in ("read_only", "no_new_privileges", "tty", "open_stdin"):
         if options.get(flag):
             spec[flag] = True
     for mapping in ("tmpfs", "sysctls"):
@@ -589,6 +590,7 @@ def _parsers() -> dict:
         "no_new_privileges": lambda value: parse_bool(value, "no_new_privileges"),
         "seccomp": parse_seccomp,
         "tty": lambda value: parse_bool(value, "tty"),
+        "open_stdin": lambda value: parse_bool(value, "open_stdin"),
         "start": lambda value: parse_bool(value, "start"),
     }
 

@@ -156,3 +156,14 @@ def test_tty_gives_a_terminal_from_the_containers_own_devpts(runtime):
     assert state["exit_code"] == 0
     lines = [line.rstrip("\r") for line in output.splitlines()]
     assert lines == ["is-a-tty", "/dev/pts/0", "err"]
+
+
+def test_open_stdin_stays_open_while_plain_stdin_is_empty(runtime):
+    state, output = run(runtime, "sh", "-c", "read line || echo eof")
+    assert output == "eof\n"  # read hit end of file at once
+    runtime.create("c2", {"image": BUSYBOX_REFERENCE, "args": ["sh", "-c", "read line"],
+                          "open_stdin": True})
+    runtime.start("c2")
+    assert not runtime.wait("c2", 0.5)  # still waiting for input
+    assert runtime.state("c2")["state"] == "running"
+    runtime.stop("c2", timeout=0)

@@ -363,6 +363,7 @@ def _merge_config(image_config: dict, spec: dict) -> dict:
         "read_only": bool(spec.get("read_only")),
         "no_new_privileges": bool(spec.get("no_new_privileges")),
         "tty": bool(spec.get("tty")),
+        "open_stdin": bool(spec.get("open_stdin")),
         "seccomp": "unconfined" if spec.get("seccomp") == "unconfined" else "default",
         "tmpfs": _tmpfs(spec.get("tmpfs") or {}),
         "sysctls": _sysctls(spec.get("sysctls") or {}),

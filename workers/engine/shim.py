@@ -110,11 +110,16 @@ def _run_once(container_dir: Path, config: dict, cgroup, report, restarts: int) 
     err_r, err_w = os.pipe()
     fail_r, fail_w = os.pipe2(os.O_CLOEXEC)
     console, console_child = socket.socketpair() if config.get("tty") else (None, None)
+    # With open stdin the container reads a pipe whose writing end the supervisor
+    # keeps, so stdin stays open (not /dev/null's immediate end of file).
+    in_r, in_w = os.pipe() if config.get("open_stdin") else (-1, -1)
     pid = L.fork_into(L.CLONE_NEWPID)
     if pid == 0:
-        _container_init(config, container_dir, cgroup, out_w, err_w, fail_w, console_child)
-    for fd in (out_w, err_w, fail_w):
-        os.close(fd)
+        _container_init(config, container_dir, cgroup, out_w, err_w, fail_w, console_child,
+                        in_r)
+    for fd in (out_w, err_w, fail_w, in_r):
+        if fd >= 0:
+            os.close(fd)
     failure = _read_all(fail_r)
     if console is not None:
         console_child.close()
@@ -138,6 +143,8 @@ def _run_once(container_dir: Path, config: dict, cgroup, report, restarts: int) 
                           restart_count=restarts)
     if report:
         _tell(report, {"ok": True, "state": current})
+    if in_w >= 0:
+        os.set_inheritable(in_w, True)  # held open across exec by berth-supervisor
     _hand_over(container_dir, config, cgroup, pid, out_r, err_r, current)
 
 
@@ -193,7 +200,7 @@ def _read_all(fd: int) -> str:
 
 
 def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w: int,
-                    fail_w: int, console: socket.socket | None) -> None:
+                    fail_w: int, console: socket.socket | None, in_r: int) -> None:
     """Pid 1 of the new pid namespace: build the root, then exec the command."""
     try:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -211,8 +218,7 @@ def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w
         if console is not None:
             _attach_terminal(console)
         else:
-            null = os.open("/dev/null", os.O_RDONLY)
-            os.dup2(null, 0)
+            os.dup2(in_r if in_r >= 0 else os.open("/dev/null", os.O_RDONLY), 0)
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
         os.closerange(3, fail_w)

@@ -42,6 +42,7 @@ class ContainerOptionsSerializer(serializers.Serializer):
     no_new_privileges = serializers.BooleanField()
     seccomp = serializers.ChoiceField(choices=["default", "unconfined"])
     tty = serializers.BooleanField()
+    open_stdin = serializers.BooleanField()
     start = serializers.BooleanField()
 
 
@@ -146,6 +147,7 @@ class ContainerCreateSerializer(StrictSerializer):
         {"type": "string", "enum": ["default", "unconfined"]}, "unconfined: site admins only"
     )
     tty = _option({"type": "boolean"}, "give the process a terminal (its output is logged)")
+    open_stdin = _option({"type": "boolean"}, "keep stdin open instead of at end of file")
     auto_remove = _option({"type": "boolean"}, "remove the container when it exits")
     start = _option({"type": "boolean"}, "false: only create it (start it later)")
 
