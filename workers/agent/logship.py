@@ -25,6 +25,7 @@ log = logging.getLogger("berth.agent")
 IN_MODIFY, IN_MOVED_TO, IN_CREATE = 0x2, 0x80, 0x100
 STREAM_MAXLEN = 200_000
 BATCH = 2000
+READ_SIZE = 1 << 20
 RETRY_INTERVAL = 1.0
 
 
@@ -106,13 +107,15 @@ class Follower:
         return self.read_lines()
 
     def _whole_lines(self) -> list[bytes]:
-        if os.fstat(self.handle.fileno()).st_size < self.offset:
+        """Complete lines from our offset, read with pread: no buffered file state to
+        drift from the offset while the supervisor appends."""
+        fd = self.handle.fileno()
+        if os.fstat(fd).st_size < self.offset:
             self.offset = 0  # truncated in place (rotation with max_files=1): start over
-        self.handle.seek(self.offset)  # what was read but not shipped is read again
-        lines = self.handle.readlines(1 << 20)
-        if lines and not lines[-1].endswith(b"\n"):
-            lines.pop()
-        return lines
+        data = os.pread(fd, READ_SIZE, self.offset)
+        end = data.rfind(b"\n")
+        # split on \n only: a terminal's lines carry \r, which belongs to the content
+        return [line + b"\n" for line in data[:end].split(b"\n")] if end >= 0 else []
 
     def _is_live(self) -> bool:
         try:
