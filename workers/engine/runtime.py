@@ -140,22 +140,14 @@ class Runtime:
         return json.loads(line)["state"]
 
     def _start_shim(self, path: Path) -> bytes:
-        """Fork the shim from the zygote; a fresh interpreter only if no zygote will run."""
+        """Have the zygote fork the container's shim; its one line says how the start went."""
         try:
             with self._zygote_connection() as connection:
                 connection.settimeout(START_TIMEOUT)
                 connection.sendall(json.dumps({"dir": str(path)}).encode() + b"\n")
                 return connection.makefile("rb").readline()
-        except OSError:
-            shim = subprocess.Popen(
-                [sys.executable, "-m", "workers.engine.shim", str(path)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                cwd=PROJECT_ROOT, env=_shim_env(), close_fds=True,
-            )
-            line = shim.stdout.readline()
-            shim.stdout.close()
-            shim.wait()
-            return line
+        except OSError as exc:
+            raise RuntimeError_(f"cannot reach the engine's zygote: {exc}") from None
 
     def _zygote_connection(self) -> socket.socket:
         address = str(self.engine_root / zygote.SOCKET)

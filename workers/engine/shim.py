@@ -1,10 +1,9 @@
-"""The per-container supervisor: `python -m workers.engine.shim <container dir>`.
+"""The per-container shim, forked by the zygote (zygote.py) for each start.
 
-Started by the runtime, it detaches from the agent (its own session, parent
-gone), so the agent can stop, crash or upgrade without touching a running
-container. It starts the container's first process in new pid, mount, uts,
-ipc and net namespaces, turns its stdout and stderr into log records, and
-writes each state change to the container's state file.
+It runs in its own session, so the agent can stop, crash or upgrade without
+touching a running container. It starts the container's first process in new
+pid, mount, uts, ipc and net namespaces and writes each state change to the
+container's state file.
 
 It tells its starter how the start went with one JSON line, then execs
 berth-supervisor (native/supervisor.c), which pumps the logs, waits for the
@@ -41,12 +40,12 @@ TIOCSPTLCK, TIOCGPTN = 0x40045431, 0x80045430
 
 
 def main(argv: list[str]) -> int:
-    if argv[1] == "--resume":  # berth-supervisor hands back for a restart
-        return resume(Path(argv[2]).resolve(), int(argv[3]), float(argv[4]))
-    container_dir = Path(argv[1]).resolve()
-    if os.fork():
-        return 0  # the starter reaps this parent at once; the shim lives on below
-    return run_detached(container_dir, sys.stdout.buffer)
+    """`--resume DIR RESTARTS RAN_FOR`: berth-supervisor hands back for a restart."""
+    if len(argv) != 5 or argv[1] != "--resume":
+        print("usage: python -m workers.engine.shim --resume DIR RESTARTS RAN_FOR",
+              file=sys.stderr)
+        return 2
+    return resume(Path(argv[2]).resolve(), int(argv[3]), float(argv[4]))
 
 
 def resume(container_dir: Path, restarts: int, ran_for: float) -> int:

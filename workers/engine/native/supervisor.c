@@ -166,17 +166,25 @@ static void pump(struct stream *streams)
             record(when, streams[i].name, 'P', streams[i].pending, streams[i].pending_len);
 }
 
-static int oom_killed(const char *path)
+/* A small kernel or state file, NUL-terminated; false when it cannot be read. */
+static int read_small(const char *path, char *text, size_t size)
 {
-    char text[4096];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    ssize_t got = read(fd, text, sizeof text - 1);
+    ssize_t got = read(fd, text, size - 1);
     close(fd);
     if (got <= 0)
         return 0;
     text[got] = 0;
+    return 1;
+}
+
+static int oom_killed(const char *path)
+{
+    char text[4096];
+    if (!read_small(path, text, sizeof text))
+        return 0;
     char *line = strstr(text, "oom_kill ");
     return line && atol(line + 9) > 0;
 }
@@ -195,14 +203,8 @@ static void remove_cgroups(char *dirs)
 static long current_seq(const char *state_path)
 {
     char text[8192];
-    int fd = open(state_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (!read_small(state_path, text, sizeof text))
         return 0;
-    ssize_t got = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (got <= 0)
-        return 0;
-    text[got] = 0;
     char *seq = strstr(text, "\"seq\": ");
     return seq ? atol(seq + 7) : 0;
 }
