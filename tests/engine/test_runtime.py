@@ -167,3 +167,13 @@ def test_open_stdin_stays_open_while_plain_stdin_is_empty(runtime):
     assert not runtime.wait("c2", 0.5)  # still waiting for input
     assert runtime.state("c2")["state"] == "running"
     runtime.stop("c2", timeout=0)
+
+
+def test_a_zygote_that_died_is_replaced(runtime):
+    import os as _os
+
+    run(runtime, "true")
+    zygote = int((runtime.engine_root / "zygote.pid").read_text())
+    _os.kill(zygote, signal.SIGKILL)  # its socket file stays behind, as after a crash
+    state, output = run(runtime, "echo", "again", name="c2")
+    assert output == "again\n" and state["exit_code"] == 0

@@ -160,6 +160,9 @@ class Runtime:
             try:
                 return _connect(address)
             except OSError:
+                # Nobody answers: a socket left by a zygote that died (host restart)
+                # must go first, or it would pass for the new one's.
+                Path(address).unlink(missing_ok=True)
                 self._spawn_zygote()
             if not wait_for(lambda: os.path.exists(address), 10, 0.005):
                 raise OSError("the zygote did not start")
