@@ -175,5 +175,14 @@ def test_a_zygote_that_died_is_replaced(runtime):
     run(runtime, "true")
     zygote = int((runtime.engine_root / "zygote.pid").read_text())
     _os.kill(zygote, signal.SIGKILL)  # its socket file stays behind, as after a crash
+    from workers.engine.runtime import wait_for
+
+    def gone() -> bool:  # dead: absent, or a zombie its spawner has not reaped
+        try:
+            return open(f"/proc/{zygote}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    assert wait_for(gone, 5)
     state, output = run(runtime, "echo", "again", name="c2")
     assert output == "again\n" and state["exit_code"] == 0
