@@ -11,6 +11,7 @@ import os
 import select
 import threading
 
+from workers.engine import cgroups
 from workers.engine import state as engine_state
 from workers.engine.inotify import Watcher
 from workers.engine.restart import RestartPolicy
@@ -94,6 +95,8 @@ class Supervisor:
         current = engine_state.write_state(
             path, state=engine_state.EXITED, exit_code=255, pid=None,
             finished_at=engine_state.now_iso(), error="supervisor lost (host restart?)")
+        # Its supervisor would have removed the cgroups; do it if they are empty.
+        cgroups.for_container(container_id).remove(attempts=1)
         self.report(container_id, current)
         policy = RestartPolicy.parse(self.runtime.config(container_id).get("restart"))
         stopped = (path / engine_state.STOP_MARKER).exists()

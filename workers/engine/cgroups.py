@@ -73,11 +73,11 @@ class Cgroup:
     def create(self, limits: Limits) -> None:
         raise NotImplementedError
 
-    def remove(self) -> None:
+    def remove(self, attempts: int = 100) -> None:
         """Remove the directories once empty; retried briefly because the processes of a
         dead pid namespace leave their cgroup a little after its init has been reaped."""
         for path in self.paths():
-            for _ in range(100):
+            for _ in range(attempts):
                 try:
                     if path.exists():
                         path.rmdir()
