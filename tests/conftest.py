@@ -1,5 +1,6 @@
 """Shared fixtures: a real Redis on settings.REDIS_URL, started when nothing answers."""
 
+import contextlib
 import json
 import os
 import secrets
@@ -12,6 +13,20 @@ from pathlib import Path
 import pytest
 
 from berth import ctl
+
+# Each session keeps its containers' cgroups under a parent of its own, so sessions
+# can run side by side; set before anything imports workers.engine.cgroups.
+os.environ.setdefault("BERTH_CGROUP_PARENT", f"berth-test-{os.getpid()}")
+
+
+def _remove_stale_test_cgroups() -> None:
+    for parent in Path("/sys/fs/cgroup").glob("**/berth-test-*"):
+        if not Path(f"/proc/{parent.name.rsplit('-', 1)[-1]}").exists():
+            with contextlib.suppress(OSError):  # still holds a crashed run's containers
+                parent.rmdir()
+
+
+_remove_stale_test_cgroups()
 
 
 def stack_layout(var: Path, redis_url: str, **overrides) -> ctl.Layout:
@@ -84,13 +99,46 @@ class Api:
         raise AssertionError(f"container never reached {states}: {row}")
 
 
+@contextlib.contextmanager
+def private_redis_db(redis_url: str):
+    """A Redis database no other test session holds: its queues are this stack's alone.
+
+    Test sessions may run side by side (helpers, CI retries), and two stacks on one
+    database would consume each other's ``control`` queue.
+    """
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for number in range(8, 16):
+        lock = f"berth:test-db-lock:{number}"
+        if client.set(lock, os.getpid(), nx=True, ex=3 * 3600):
+            break
+        holder = client.get(lock)
+        if holder and not Path(f"/proc/{int(holder)}").exists():  # a crashed session's
+            client.set(lock, os.getpid(), ex=3 * 3600)
+            break
+    else:
+        raise RuntimeError("every test Redis database 8-15 is held; delete berth:test-db-lock:*")
+    base = redis_url.rsplit("/", 1)[0]
+    try:
+        redis.Redis.from_url(f"{base}/{number}").flushdb()
+        yield f"{base}/{number}"
+    finally:
+        client.delete(lock)
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, redis_url):
+    with private_redis_db(redis_url) as stack_redis:
+        yield from _stack(tmp_path_factory, stack_redis)
+
+
+def _stack(tmp_path_factory, stack_redis):
     var = tmp_path_factory.mktemp("stack")
-    # A Redis database of its own keeps this stack's queues apart from other tests'.
     layout = stack_layout(
         var,
-        redis_url.rsplit("/", 1)[0] + "/13",
+        stack_redis,
         bind=f"127.0.0.1:{free_port()}",
         host_name=f"stack-{secrets.token_hex(3)}",
     )

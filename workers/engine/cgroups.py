@@ -6,12 +6,14 @@ all bound to v1 hierarchies) it gets one directory per controller.
 """
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
-PARENT = "berth"
+# Test sessions running side by side each take a parent of their own.
+PARENT = os.environ.get("BERTH_CGROUP_PARENT", "berth")
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "blkio")
 UNLIMITED_V1 = -1
 

@@ -461,6 +461,8 @@ def _is_loopback(address: str) -> bool:
 def _shim_env() -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
            "PYTHONPATH": str(PROJECT_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    if "BERTH_CGROUP_PARENT" in os.environ:
+        env["BERTH_CGROUP_PARENT"] = os.environ["BERTH_CGROUP_PARENT"]
     return env
 
 
