@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cgroups, logs, native, rootfs, state, zygote
+from . import cgroups, execs, logs, native, rootfs, state, zygote
 from .restart import PolicyError, RestartPolicy
 from .store import ContentStore, StoreError
 
@@ -138,6 +138,29 @@ class Runtime:
         if not line:
             raise RuntimeError_(f"shim for {container_id} died; see {path / 'shim.log'}")
         return json.loads(line)["state"]
+
+    # exec
+    def exec(self, container_id: str, spec: dict) -> "execs.ExecProcess":
+        """Start a process inside the running container; the caller owns its stdio."""
+        path = self.existing(container_id)
+        try:
+            parsed = execs.ExecSpec.parse(spec)
+            connection = self._zygote_connection()
+        except execs.ExecError as exc:
+            raise RuntimeError_(str(exc)) from None
+        except OSError as exc:
+            raise RuntimeError_(f"cannot reach the engine's zygote: {exc}") from None
+        try:
+            connection.settimeout(START_TIMEOUT)
+            process = execs.request(connection, path, parsed)
+        except execs.ExecError as exc:
+            connection.close()
+            raise RuntimeError_(str(exc)) from None
+        except BaseException:
+            connection.close()
+            raise
+        connection.settimeout(None)
+        return process
 
     def _start_shim(self, path: Path) -> bytes:
         """Have the zygote fork the container's shim; its one line says how the start went."""

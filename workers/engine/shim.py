@@ -223,7 +223,7 @@ def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w
         os.closerange(3, fail_w)
         os.closerange(fail_w + 1, 65536)
         _chdir(config["cwd"])
-        _confine(config, user, highest_cap, seccomp_filter)
+        confine(config, user, highest_cap, seccomp_filter)
         os.execvpe(config["args"][0], config["args"], env)
     except FileNotFoundError as exc:
         _fail(fail_w, f"exec {config['args'][0]!r}: {exc.strerror}", 127)
@@ -233,7 +233,7 @@ def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w
         _fail(fail_w, f"container init: {exc}", 128)
 
 
-def _confine(config: dict, user, highest_cap: int, seccomp_filter) -> None:
+def confine(config: dict, user, highest_cap: int, seccomp_filter) -> None:
     """runc's order: no_new_privs, seccomp, bounding set, ids, then the process's caps."""
     keep = set(caps.DEFAULT_CAPABILITIES.values())
     if config.get("no_new_privileges"):

@@ -18,11 +18,12 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import seccomp, shim
+from . import execs, seccomp, shim
 
 SOCKET = "zygote.sock"
 PIDFILE = "zygote.pid"
-MAX_REQUEST = 4096
+MAX_REQUEST = 1 << 20  # an exec's command and env
+MAX_FDS = 3
 
 
 def serve(root: Path) -> None:
@@ -51,13 +52,33 @@ def serve(root: Path) -> None:
 
 
 def _spawn(listener: socket.socket, connection: socket.socket, root: Path) -> None:
-    request = json.loads(connection.makefile("rb").readline(MAX_REQUEST))
-    container_dir = Path(request["dir"]).resolve()
-    if container_dir.parent != (root / "containers").resolve():
-        connection.sendall(b'{"ok": false, "error": "not a container of this root"}\n')
-        return
-    if os.fork() == 0:
-        _child(listener, connection, container_dir)
+    request, fds = _receive(connection)
+    try:
+        container_dir = Path(request.get("exec") or request["dir"]).resolve()
+        if container_dir.parent != (root / "containers").resolve():
+            connection.sendall(b'{"ok": false, "error": "not a container of this root"}\n')
+            return
+        if os.fork() == 0:
+            listener.close()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            if "exec" in request:
+                execs.serve(connection, container_dir, request.get("spec") or {}, fds)
+            _child(connection, container_dir)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
+    """One JSON line, and the fds an exec request passes with its first bytes."""
+    data, fds, _, _ = socket.recv_fds(connection, 65536, MAX_FDS)
+    while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
+        more = connection.recv(65536)
+        if not more:
+            break
+        data += more
+    return json.loads(data), fds
 
 
 def _reap(*_) -> None:
@@ -69,12 +90,9 @@ def _reap(*_) -> None:
         pass
 
 
-def _child(listener: socket.socket, connection: socket.socket, container_dir: Path) -> None:
+def _child(connection: socket.socket, container_dir: Path) -> None:
     code = 0
     try:
-        listener.close()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         gc.disable()  # a shim makes few objects and no cycles worth collecting
         report = connection.makefile("wb")
         connection.close()  # the report file holds the socket until the first message
