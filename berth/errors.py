@@ -68,3 +68,10 @@ class TooLarge(ServiceError):
 
     status = 413
     code = "too_large"
+
+
+class ServiceUnavailable(ServiceError):
+    """A service Berth depends on (Redis) does not answer; retrying later may work."""
+
+    status = 503
+    code = "unavailable"

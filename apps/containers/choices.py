@@ -46,3 +46,21 @@ MAX_WAIT_TIMEOUT = 3600
 
 # Restart policy names, as ``docker run --restart`` takes them ("on-failure" may add ":N").
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+
+
+class ExecState(models.TextChoices):
+    CREATED = "created", "Created"  # recorded, not started (docker exec create)
+    STARTING = "starting", "Starting"  # start message queued for the agent
+    RUNNING = "running", "Running"
+    EXITED = "exited", "Exited"
+    FAILED = "failed", "Failed"  # never ran: no such command, container not running
+
+
+EXEC_FINAL_STATES = frozenset({ExecState.EXITED, ExecState.FAILED})
+
+
+class Health(models.TextChoices):
+    NONE = "", "No health check"
+    STARTING = "starting", "Starting"
+    HEALTHY = "healthy", "Healthy"
+    UNHEALTHY = "unhealthy", "Unhealthy"

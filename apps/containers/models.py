@@ -11,7 +11,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from apps.containers.choices import DEFAULT_STOP_TIMEOUT, State
+from apps.containers.choices import DEFAULT_STOP_TIMEOUT, ExecState, Health, State
 from apps.containers.names import MAX_NAME_LENGTH, NAME_PATTERN
 
 
@@ -50,6 +50,10 @@ class Container(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The agent's health check verdict: status, failing_streak and the last probes.
+    health_status = models.CharField(max_length=16, choices=Health.choices, blank=True,
+                                     default=Health.NONE)
+    health = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -69,3 +73,36 @@ class Container(models.Model):
         """Seconds ``stop`` and ``restart`` wait before SIGKILL when the caller gives none."""
         timeout = (self.options or {}).get("stop_timeout")
         return DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+
+
+class Exec(models.Model):
+    """A process started inside a running container (``docker exec``)."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_container_id, editable=False)
+    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="execs")
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    command = models.JSONField(default=list)
+    env = models.JSONField(default=list, blank=True)
+    user = models.CharField(max_length=256, blank=True)
+    working_dir = models.CharField(max_length=4096, blank=True)
+    tty = models.BooleanField(default=False)
+    attach_stdin = models.BooleanField(default=False)
+    state = models.CharField(max_length=16, choices=ExecState.choices, default=ExecState.CREATED)
+    pid = models.IntegerField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"exec {self.id[:12]} in {self.container_id[:12]}"
+
+    @property
+    def team(self):
+        return self.container.team

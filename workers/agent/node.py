@@ -9,6 +9,7 @@ from workers.engine.runtime import Runtime
 from workers.engine.store import ContentStore, StoreError
 
 from .config import AGENT_VERSION, AgentConfig
+from .execs import ExecSessions
 from .facts import host_facts
 from .logship import LogShipper
 from .reporter import Reporter
@@ -27,6 +28,7 @@ class Node:
         self.reporter = Reporter(config.host_name)
         self.shipper = LogShipper(config.redis_url, self.runtime.root)
         self.supervisor = Supervisor(self.runtime, self.reporter, self.shipper)
+        self.execs = ExecSessions(config.redis_url, self.runtime)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 

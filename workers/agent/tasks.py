@@ -112,6 +112,12 @@ def _remove(container_id: str, force: bool) -> None:
     agent.supervisor.report(container_id, engine_state.as_report(final))
 
 
+@app.task(name="agent.exec_start", ignore_result=True)
+def exec_start(exec_id: str, container_id: str, spec: dict) -> None:
+    """Start an exec; its stdio then flows through Redis streams (workers/agent/execs.py)."""
+    node().execs.start(exec_id, container_id, spec)
+
+
 @app.task(name="agent.container_logs")
 def container_logs(container_id: str, tail: int | None = None, timestamps: bool = False) -> str:
     # Through the result backend: bounded, or a huge log would exhaust the agent.

@@ -1,0 +1,15 @@
+"""Names of the Redis streams that both the control plane and the agents use.
+
+Neither side imports the other's code; the stream names are part of the
+protocol (docs/agent-protocol.md) and live here, in the package both import.
+"""
+
+
+def exec_input(exec_id: str) -> str:
+    """Client → process: ``{d: bytes}``, ``{resize: "rows cols"}``, ``{eof: 1}``, ``{kill: n}``."""
+    return f"berth:exec:{exec_id}:in"
+
+
+def exec_output(exec_id: str) -> str:
+    """Process → clients: ``{s: stdout|stderr, d: bytes}`` entries, then one ``{exit: code}``."""
+    return f"berth:exec:{exec_id}:out"
