@@ -13,3 +13,11 @@ def exec_input(exec_id: str) -> str:
 def exec_output(exec_id: str) -> str:
     """Process → clients: ``{s: stdout|stderr, d: bytes}`` entries, then one ``{exit: code}``."""
     return f"berth:exec:{exec_id}:out"
+
+
+def attach_input(container_id: str) -> str:
+    """Client → a container's own stdin or terminal: ``{d: bytes}``, ``{resize: "rows cols"}``.
+
+    The agent deletes each entry once written, so a later attacher never replays it.
+    """
+    return f"berth:attach:{container_id}:in"

@@ -17,6 +17,8 @@ from berth import ctl
 # Each session keeps its containers' cgroups under a parent of its own, so sessions
 # can run side by side; set before anything imports workers.engine.cgroups.
 os.environ.setdefault("BERTH_CGROUP_PARENT", f"berth-test-{os.getpid()}")
+# Likewise the bridges, veths and iptables chains of agents that tests start.
+os.environ.setdefault("BERTH_NET_PREFIX", f"t{os.getpid():06x}")
 
 
 def _remove_stale_test_cgroups() -> None:
@@ -33,7 +35,8 @@ def stack_layout(var: Path, redis_url: str, **overrides) -> ctl.Layout:
     """A Layout for services started by tests: private var dir, ports and agent root."""
     base = ctl.Layout.from_env()
     values = dict(var=var, bind=base.bind, redis_url=redis_url, host_name=base.host_name,
-                  agent_root=var / "agent", python=base.python)
+                  agent_root=var / "agent", python=base.python,
+                  docker_tcp=f"127.0.0.1:{free_port()}", docker_socket=str(var / "docker.sock"))
     values.update(overrides)
     return ctl.Layout(**values)
 
@@ -52,12 +55,13 @@ def redis_url(tmp_path_factory):
     if ctl.redis_answers(url):
         yield url
         return
-    layout = stack_layout(tmp_path_factory.mktemp("redis"), url)
+    # Left running afterwards, in a fixed place: test sessions run side by side, and one
+    # that ended must not take the Redis away from the others.
+    layout = stack_layout(Path("/tmp/berth-test-redis"), url)
     for directory in (layout.run, layout.logs):
         directory.mkdir(parents=True, exist_ok=True)
     ctl.ensure_redis(layout)
     yield url
-    ctl.stop(layout, "redis")
 
 
 @pytest.fixture
@@ -109,17 +113,18 @@ def private_redis_db(redis_url: str):
     import redis
 
     client = redis.Redis.from_url(redis_url)
+    base = redis_url.rsplit("/", 1)[0]
     for number in range(8, 16):
         lock = f"berth:test-db-lock:{number}"
-        if client.set(lock, os.getpid(), nx=True, ex=3 * 3600):
-            break
         holder = client.get(lock)
         if holder and not Path(f"/proc/{int(holder)}").exists():  # a crashed session's
-            client.set(lock, os.getpid(), ex=3 * 3600)
+            client.delete(lock)
+        elif not holder and redis.Redis.from_url(f"{base}/{number}").dbsize():
+            continue  # in use by something that takes no lock (a developer's `make up`)
+        if client.set(lock, os.getpid(), nx=True, ex=3 * 3600):
             break
     else:
         raise RuntimeError("every test Redis database 8-15 is held; delete berth:test-db-lock:*")
-    base = redis_url.rsplit("/", 1)[0]
     try:
         redis.Redis.from_url(f"{base}/{number}").flushdb()
         yield f"{base}/{number}"

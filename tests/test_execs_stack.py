@@ -103,3 +103,42 @@ def test_kill_a_running_exec(sleeper):
     assert wait_exec(api, row["id"])["exit_code"] == 137
     _, listed = api.json("GET", f"/api/execs/?container={container_id}")
     assert row["id"] in [item["id"] for item in listed["results"]]
+
+
+def test_attach_before_start_feeds_stdin_and_misses_no_output(stack):
+    _, api = stack
+    status, created = api.json("POST", "/api/containers/", {
+        "image": "busybox", "command": ["sh", "-c", "echo ready; read line; echo got $line"],
+        "open_stdin": True, "start": False})
+    assert status == 201, created
+    api.wait_state(created["id"], {"created"})
+    status, answer = api.json("POST", f"/api/containers/{created['id']}/attach/")
+    assert status == 200, answer
+    _post_raw(api, f"/api/containers/{created['id']}/attach/input/", b"hello\n")
+    assert api.call("POST", f"/api/containers/{created['id']}/start/")[0] == 202
+    row = api.wait_state(created["id"], {"exited"})
+    assert row["exit_code"] == 0
+    _, text = api.call("GET", f"/api/containers/{created['id']}/logs/events/"
+                              f"?follow=0&after={answer['after']}")
+    assert b"ready" in text and b"got hello" in text
+
+
+def test_attach_to_a_terminal(stack):
+    _, api = stack
+    _, created = api.json("POST", "/api/containers/", {
+        "image": "busybox", "command": ["sh"], "tty": True, "open_stdin": True})
+    api.wait_state(created["id"], {"running"})
+    assert api.json("POST", f"/api/containers/{created['id']}/attach/")[0] == 200
+    assert api.json("POST", f"/api/containers/{created['id']}/attach/resize/",
+                    {"rows": 19, "columns": 66})[0] == 204
+    _post_raw(api, f"/api/containers/{created['id']}/attach/input/", b"stty size; exit 4\n")
+    row = api.wait_state(created["id"], {"exited"})
+    assert row["exit_code"] == 4
+    _, logs = api.call("GET", f"/api/containers/{created['id']}/logs/")
+    assert b"19 66" in logs
+
+
+def test_attach_input_needs_open_stdin(sleeper):
+    api, container_id = sleeper
+    status, body = _post_raw(api, f"/api/containers/{container_id}/attach/input/", b"x")
+    assert status == 409 and b"no open stdin" in body

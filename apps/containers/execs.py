@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.containers import relay
 from apps.containers.choices import EXEC_FINAL_STATES, ExecState, State
 from apps.containers.models import Container, Exec
+from apps.containers.options import parse_int
 from apps.hosts.services import send_to_host
 from apps.teams.services import can_act
 from berth.errors import Conflict, Forbidden, InvalidInput
@@ -79,8 +80,8 @@ def send_input(user, exec_: Exec, data: bytes, *, close: bool = False) -> None:
 
 def resize_exec(user, exec_: Exec, rows: Any, columns: Any) -> None:
     require_operator(user, exec_.container)
-    rows = _int(rows, "rows", 1, MAX_TERMINAL)
-    columns = _int(columns, "columns", 1, MAX_TERMINAL)
+    rows = parse_int(rows, "rows", 1, MAX_TERMINAL)
+    columns = parse_int(columns, "columns", 1, MAX_TERMINAL)
     if not exec_.tty:
         raise Conflict("this exec has no terminal to resize")
     relay.resize(exec_.id, rows, columns)
@@ -90,7 +91,7 @@ def kill_exec(user, exec_: Exec, signum: Any = 9) -> None:
     require_operator(user, exec_.container)
     if exec_.state in EXEC_FINAL_STATES:
         raise Conflict(f"exec {exec_.id[:12]} has already ended")
-    relay.signal(exec_.id, _int(signum, "signal", 1, 64))
+    relay.signal(exec_.id, parse_int(signum, "signal", 1, 64))
 
 
 def apply_report(exec_id: str, report: dict) -> bool:
@@ -163,15 +164,3 @@ def _bool(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidInput(f"'{field}' must be true or false", field=field)
     return value
-
-
-def _int(value: Any, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise InvalidInput(f"'{field}' must be an integer", field=field)
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidInput(f"'{field}' must be an integer", field=field) from None
-    if not low <= number <= high:
-        raise InvalidInput(f"'{field}' must be between {low} and {high}", field=field)
-    return number

@@ -546,6 +546,9 @@ def _int(value: Any, field: str, low: int, high: int) -> int:
     return value
 
 
+parse_int = _int  # for the other container services (exec, attach)
+
+
 def _highest_cpu(text: str) -> int:
     return max(int(part.rpartition("-")[2]) for part in text.split(","))
 

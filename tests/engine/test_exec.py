@@ -187,3 +187,31 @@ def test_ends_with_its_container(runtime):
     runtime.stop("c1", timeout=0)
     assert process.wait() == 128 + 9
     process.close()
+
+
+# Attach: input to the container's own stdio.
+
+def test_attach_writes_to_open_stdin(runtime):
+    start(runtime, "sh", "-c", "read line; echo got $line", open_stdin=True)
+    attached = runtime.attach_input("c1")
+    attached.write(b"hello\n")
+    attached.close()
+    assert runtime.wait("c1", 10)
+    assert runtime.logs("c1") == "got hello\n"
+
+
+def test_attach_to_a_terminal_with_resize(runtime):
+    start(runtime, "sh", tty=True, open_stdin=True)
+    attached = runtime.attach_input("c1")
+    attached.resize(12, 34)
+    attached.write(b"stty size; exit 6\n")
+    attached.close()
+    assert runtime.wait("c1", 10)
+    assert "12 34" in runtime.logs("c1")
+    assert runtime.state("c1")["exit_code"] == 6
+
+
+def test_attach_needs_stdin_or_a_terminal(runtime):
+    start(runtime, "sleep", "60")
+    with pytest.raises(RuntimeError_, match="no open stdin"):
+        runtime.attach_input("c1")

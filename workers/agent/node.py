@@ -8,6 +8,7 @@ from workers.engine.bootstrap import BUSYBOX_REFERENCE, bootstrap_busybox
 from workers.engine.runtime import Runtime
 from workers.engine.store import ContentStore, StoreError
 
+from .attach import AttachPumps
 from .config import AGENT_VERSION, AgentConfig
 from .execs import ExecSessions
 from .facts import host_facts
@@ -29,6 +30,7 @@ class Node:
         self.shipper = LogShipper(config.redis_url, self.runtime.root)
         self.supervisor = Supervisor(self.runtime, self.reporter, self.shipper)
         self.execs = ExecSessions(config.redis_url, self.runtime)
+        self.attachments = AttachPumps(config.redis_url, self.runtime)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 

@@ -118,6 +118,12 @@ def exec_start(exec_id: str, container_id: str, spec: dict) -> None:
     node().execs.start(exec_id, container_id, spec)
 
 
+@app.task(name="agent.container_attach", ignore_result=True)
+def container_attach(container_id: str) -> None:
+    """Feed the container's stdin or terminal from its attach stream while it runs."""
+    node().attachments.attach(container_id)
+
+
 @app.task(name="agent.container_logs")
 def container_logs(container_id: str, tail: int | None = None, timestamps: bool = False) -> str:
     # Through the result backend: bounded, or a huge log would exhaust the agent.

@@ -30,6 +30,7 @@ MNT_DETACH = 2
 
 SYS_PIVOT_ROOT = 155  # x86_64
 SYS_CLONE = 56  # x86_64
+SYS_PIDFD_GETFD = 438
 SIGCHLD = 17
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
@@ -96,3 +97,10 @@ def pidfd_open(pid: int) -> int | None:
         if exc.errno == errno.ESRCH:
             return None
         raise
+
+
+def pidfd_getfd(pidfd: int, target_fd: int) -> int:
+    """A duplicate of another process's fd `target_fd` (needs ptrace rights over it)."""
+    result = _libc.syscall(ctypes.c_long(SYS_PIDFD_GETFD), ctypes.c_int(pidfd),
+                           ctypes.c_int(target_fd), ctypes.c_uint(0))
+    return _check(result, "pidfd_getfd")

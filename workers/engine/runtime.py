@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cgroups, execs, logs, native, rootfs, state, zygote
+from . import attach, cgroups, execs, logs, native, rootfs, state, zygote
 from .restart import PolicyError, RestartPolicy
 from .store import ContentStore, StoreError
 
@@ -161,6 +161,13 @@ class Runtime:
             raise
         connection.settimeout(None)
         return process
+
+    def attach_input(self, container_id: str) -> "attach.ContainerInput":
+        """A writable duplicate of the running container's stdin or terminal."""
+        try:
+            return attach.open_input(self.existing(container_id))
+        except (attach.AttachError, OSError) as exc:
+            raise RuntimeError_(str(exc)) from None
 
     def _start_shim(self, path: Path) -> bytes:
         """Have the zygote fork the container's shim; its one line says how the start went."""

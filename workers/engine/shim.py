@@ -139,7 +139,10 @@ def _run_once(container_dir: Path, config: dict, cgroup, report, restarts: int) 
     current = write_state(container_dir, state=RUNNING, pid=pid, shim_pid=os.getpid(),
                           shim_start=process_start_time(os.getpid()), started_at=now_iso(),
                           exit_code=None, finished_at=None, error="", oom_killed=False,
-                          restart_count=restarts)
+                          restart_count=restarts,
+                          # Where berth-supervisor holds the container's input (attach).
+                          stdin_fd=in_w if in_w >= 0 else None,
+                          console_fd=out_r if console is not None else None)
     if report:
         _tell(report, {"ok": True, "state": current})
     if in_w >= 0:

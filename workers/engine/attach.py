@@ -1,0 +1,64 @@
+"""The input side of a running container's own stdio (`docker attach`).
+
+berth-supervisor holds the writing end of the container's stdin pipe (open
+stdin) or its terminal's master side (tty); state.json records which fd. An
+attacher takes a duplicate of that fd with pidfd_getfd, after checking the
+pid is still that supervisor. Output needs nothing here: it is the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import struct
+import termios
+from pathlib import Path
+
+from . import linux as L
+from . import state
+
+
+class AttachError(Exception):
+    pass
+
+
+class ContainerInput:
+    def __init__(self, fd: int, terminal: bool):
+        self.fd = fd
+        self.terminal = terminal
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def resize(self, rows: int, columns: int) -> None:
+        if self.terminal:
+            fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def open_input(container_dir: Path) -> ContainerInput:
+    current = state.read_state(container_dir)
+    if current.get("state") not in (state.RUNNING, state.PAUSED):
+        raise AttachError(f"container {container_dir.name} is not running")
+    number = current.get("console_fd")
+    terminal = number is not None
+    if not terminal:
+        number = current.get("stdin_fd")
+    if number is None:
+        raise AttachError(f"container {container_dir.name} has no open stdin and no terminal")
+    shim_pid = current.get("shim_pid")
+    pidfd = L.pidfd_open(shim_pid) if shim_pid else None
+    if pidfd is None:
+        raise AttachError(f"container {container_dir.name} is not running")
+    try:
+        if state.process_start_time(shim_pid) != current.get("shim_start"):
+            raise AttachError(f"container {container_dir.name} is not running")
+        return ContainerInput(L.pidfd_getfd(pidfd, number), terminal)
+    finally:
+        os.close(pidfd)
