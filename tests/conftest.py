@@ -119,18 +119,30 @@ def private_redis_db(redis_url: str):
         holder = client.get(lock)
         if holder and not Path(f"/proc/{int(holder)}").exists():  # a crashed session's
             client.delete(lock)
-        elif not holder and redis.Redis.from_url(f"{base}/{number}").dbsize():
+        elif not holder and not _test_owned(redis.Redis.from_url(f"{base}/{number}")):
             continue  # in use by something that takes no lock (a developer's `make up`)
         if client.set(lock, os.getpid(), nx=True, ex=3 * 3600):
             break
     else:
         raise RuntimeError("every test Redis database 8-15 is held; delete berth:test-db-lock:*")
+    database = redis.Redis.from_url(f"{base}/{number}")
     try:
-        redis.Redis.from_url(f"{base}/{number}").flushdb()
+        database.flushdb()
+        database.set(TEST_DB_MARKER, 1)
         yield f"{base}/{number}"
     finally:
+        database.flushdb()
+        database.set(TEST_DB_MARKER, 1)
         client.delete(lock)
         client.close()
+
+
+TEST_DB_MARKER = "berth:test-database"
+
+
+def _test_owned(database) -> bool:
+    """Empty, or left by a test session (which marks its database)."""
+    return database.dbsize() == 0 or bool(database.exists(TEST_DB_MARKER))
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ class ContainerEvent:
     finished_at: str | None
     oom_killed: bool = False
     restart_count: int = 0
+    health: str = ""  # "", starting, healthy or unhealthy
 
     def as_message(self) -> dict:
         return {"type": EVENT_TYPE, "container": asdict(self)}
@@ -55,6 +56,7 @@ def event_from_container(container, state: str | None = None) -> ContainerEvent:
         finished_at=iso(container.finished_at),
         oom_killed=container.oom_killed,
         restart_count=container.restart_count,
+        health=container.health_status,
     )
 
 

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "tty": False,
     "open_stdin": False,
     "start": True,
+    "healthcheck": None,  # {test, interval, timeout, retries, start_period}; over the image's
 }
 # Options ``POST /api/containers/{id}/update/`` may change.
 UPDATE_FIELDS = (
@@ -270,6 +271,8 @@ def agent_spec_fields(options: dict, restart_policy: str) -> dict[str, Any]:
         spec["seccomp"] = options["seccomp"]
     if options.get("start") is False:
         spec["start"] = False
+    if options.get("healthcheck"):
+        spec["healthcheck"] = dict(options["healthcheck"])
     return spec
 
 
@@ -548,6 +551,54 @@ def _int(value: Any, field: str, low: int, high: int) -> int:
 
 parse_int = _int  # for the other container services (exec, attach)
 
+HEALTH_DURATIONS = ("interval", "timeout", "start_period")
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_healthcheck(value: Any) -> dict:
+    """Docker's HEALTHCHECK as options: ``test`` is ``["CMD", args…]``, ``["CMD-SHELL",
+    "cmd"]``, ``["NONE"]`` (turns the image's off) or a shell string; durations are
+    seconds or "500ms", "10s", "1m"; fields not given come from the image."""
+    if not isinstance(value, dict) or not set(value) <= {"test", "retries", *HEALTH_DURATIONS}:
+        raise InvalidInput("'healthcheck' takes test, interval, timeout, retries and "
+                           "start_period", field="healthcheck")
+    check: dict[str, Any] = {}
+    if "test" in value:
+        check["test"] = _health_test(value["test"])
+    for name in HEALTH_DURATIONS:
+        if value.get(name) is not None:
+            check[name] = _duration(value[name], f"healthcheck.{name}")
+    if value.get("retries") is not None:
+        check["retries"] = _int(value["retries"], "healthcheck.retries", 1, 1000)
+    return check
+
+
+def _health_test(test: Any) -> list[str]:
+    if isinstance(test, str) and test.strip():
+        return ["CMD-SHELL", test]
+    if isinstance(test, list) and test and all(isinstance(part, str) for part in test):
+        kind, rest = test[0], test[1:]
+        if (kind == "NONE" and not rest) or (kind == "CMD" and rest) or (
+                kind == "CMD-SHELL" and len(rest) == 1):
+            return test
+    raise InvalidInput('healthcheck.test must be ["CMD", arg…], ["CMD-SHELL", "command"], '
+                       '["NONE"] or a shell command', field="healthcheck")
+
+
+def _duration(value: Any, field: str) -> float:
+    seconds = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", value.strip())
+        if match:
+            seconds = float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+    if seconds is None or not 0.001 <= seconds <= 86400 * 7:
+        raise InvalidInput(f"'{field}' must be a duration such as 30, \"500ms\" or \"1m\"",
+                           field=field)
+    return seconds
+
+
 
 def _highest_cpu(text: str) -> int:
     return max(int(part.rpartition("-")[2]) for part in text.split(","))
@@ -595,6 +646,7 @@ def _parsers() -> dict:
         "tty": lambda value: parse_bool(value, "tty"),
         "open_stdin": lambda value: parse_bool(value, "open_stdin"),
         "start": lambda value: parse_bool(value, "start"),
+        "healthcheck": parse_healthcheck,
     }
 
 

@@ -12,6 +12,7 @@ from .attach import AttachPumps
 from .config import AGENT_VERSION, AgentConfig
 from .execs import ExecSessions
 from .facts import host_facts
+from .health import HealthMonitor
 from .logship import LogShipper
 from .reporter import Reporter
 from .supervisor import Supervisor
@@ -31,6 +32,7 @@ class Node:
         self.supervisor = Supervisor(self.runtime, self.reporter, self.shipper)
         self.execs = ExecSessions(config.redis_url, self.runtime)
         self.attachments = AttachPumps(config.redis_url, self.runtime)
+        self.supervisor.health = HealthMonitor(self.runtime)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 

@@ -35,6 +35,7 @@ class Supervisor:
         self._files = Watcher()
         self._poll.register(self._files.fd, select.POLLIN)
         self._seen: dict[str, int] = {}  # container id → last seq reported
+        self.health = None  # a HealthMonitor, told of every run that starts
 
     def report(self, container_id: str, current: dict) -> None:
         with self._lock:
@@ -42,6 +43,8 @@ class Supervisor:
                 return
             self._seen[container_id] = current["seq"]
         self.reporter.container(container_id, engine_state.as_report(current))
+        if self.health is not None:
+            self.health.notice(container_id, current)
         if current["state"] == engine_state.REMOVED:
             self._seen.pop(container_id, None)
 

@@ -22,9 +22,10 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-from . import attach, cgroups, execs, logs, native, rootfs, state, zygote
+from . import attach, cgroups, execs, health, logs, native, rootfs, state, zygote
 from .restart import PolicyError, RestartPolicy
 from .store import ContentStore, StoreError
 
@@ -392,6 +393,7 @@ def _merge_config(image_config: dict, spec: dict) -> dict:
         "seccomp": "unconfined" if spec.get("seccomp") == "unconfined" else "default",
         "tmpfs": _tmpfs(spec.get("tmpfs") or {}),
         "sysctls": _sysctls(spec.get("sysctls") or {}),
+        "healthcheck": _healthcheck(image_config.get("Healthcheck"), spec.get("healthcheck")),
     }
 
 
@@ -408,6 +410,14 @@ def _sysctls(sysctls: dict) -> dict[str, str]:
         if not allowed or ".." in name or "/" in name:
             raise RuntimeError_(f"sysctl {name!r} is not namespaced: it would change the host")
     return {name: str(value) for name, value in sysctls.items()}
+
+
+def _healthcheck(image: dict | None, given: dict | None) -> dict | None:
+    try:
+        check = health.HealthCheck.merged(image, given)
+    except (health.HealthError, TypeError, ValueError) as exc:
+        raise RuntimeError_(f"invalid health check: {exc}") from None
+    return asdict(check) if check else None
 
 
 def _tmpfs(mounts: dict) -> dict[str, str]:

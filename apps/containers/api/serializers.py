@@ -76,6 +76,8 @@ class ContainerSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "health_status",
+            "health",
         ]
         read_only_fields = fields
 
@@ -148,6 +150,16 @@ class ContainerCreateSerializer(StrictSerializer):
     )
     tty = _option({"type": "boolean"}, "give the process a terminal (its output is logged)")
     open_stdin = _option({"type": "boolean"}, "keep stdin open instead of at end of file")
+    healthcheck = _option(
+        {"type": "object", "properties": {
+            "test": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+            "interval": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+            "timeout": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+            "start_period": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+            "retries": {"type": "integer"}}},
+        'the image\'s HEALTHCHECK overridden: {"test": "cmd" or ["CMD", …] or ["NONE"], '
+        '"interval": "30s", "timeout", "retries", "start_period"}',
+    )
     auto_remove = _option({"type": "boolean"}, "remove the container when it exits")
     start = _option({"type": "boolean"}, "false: only create it (start it later)")
 
