@@ -175,6 +175,8 @@ BERTH_LOGS_TIMEOUT = env_int("BERTH_LOGS_TIMEOUT", 10, minimum=1)
 BERTH_CONTAINER_RPC_TIMEOUT = env_int("BERTH_CONTAINER_RPC_TIMEOUT", 10, minimum=1)
 # Seconds the API waits for an agent's answer to image tag/remove/inspect/prune.
 BERTH_IMAGE_RPC_TIMEOUT = env_int("BERTH_IMAGE_RPC_TIMEOUT", 60, minimum=1)
+# Seconds the API waits for an agent to copy files in or out, export, or commit a container.
+BERTH_COPY_TIMEOUT = env_int("BERTH_COPY_TIMEOUT", 600, minimum=1)
 # Base URL agents use to reach this control plane for archive transfers
 # (e.g. "http://10.0.0.5:8000"); empty: the URL the API request came in on.
 BERTH_PUBLIC_URL = env_str("BERTH_PUBLIC_URL", "").rstrip("/")

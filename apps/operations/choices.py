@@ -7,6 +7,11 @@ class OperationKind(models.TextChoices):
     LOAD = "load", "Load"
     IMPORT = "import", "Import"
     SAVE = "save", "Save"
+    # Container files (apps/containers/files.py): run as RPCs, closed by the caller.
+    COPY_OUT = "copy_out", "Copy out"
+    COPY_IN = "copy_in", "Copy in"
+    EXPORT = "export", "Export"
+    COMMIT = "commit", "Commit"
 
 
 class OperationStatus(models.TextChoices):
@@ -24,4 +29,6 @@ class TransferDirection(models.TextChoices):
 # Statuses in which agent reports still apply and transfers are open.
 ACTIVE_STATUSES = frozenset({OperationStatus.QUEUED, OperationStatus.RUNNING})
 # Kinds whose resulting new image rows belong to the operation's team.
-OWNING_KINDS = frozenset({OperationKind.PULL, OperationKind.LOAD, OperationKind.IMPORT})
+OWNING_KINDS = frozenset(
+    {OperationKind.PULL, OperationKind.LOAD, OperationKind.IMPORT, OperationKind.COMMIT}
+)

@@ -104,26 +104,49 @@ def start_operation(
     take it, the operation is marked failed before the error propagates, so
     nobody waits for an agent that was never told.
     """
-    if kind not in OperationKind.values:
-        raise InvalidInput(f"unknown operation kind {kind!r}", field="kind")
     operation = None
     try:
         with transaction.atomic():
-            operation = Operation.objects.create(
-                kind=kind,
-                team=team,
-                host=host,
-                user=user if getattr(user, "pk", None) else None,
-                target=target,
+            operation = open_operation(
+                kind, team=team, host=host, user=user, target=target, transfer=transfer
             )
-            if transfer is not None:
-                _create_transfer(operation, transfer)
             send_to_host(host, task, [operation.id, *args])
-            _announce(operation)
     except HostUnavailable as exc:
         if operation is not None:
             finish_operation(operation.id, {"ok": False, "error": exc.message, "images": []})
         raise
+    return operation
+
+
+def open_operation(
+    kind: str,
+    *,
+    team,
+    host,
+    user=None,
+    target: str = "",
+    transfer: TransferRequest | None = None,
+) -> Operation:
+    """Create the row (``queued``) and its transfer in one transaction; no task is queued.
+
+    ``start_operation`` queues the task; other callers run the work themselves as an
+    RPC (``call_host``) after this commits, such as container copies: the agent
+    reaches the transfer during the call, and the caller closes the operation with
+    ``finish_operation`` when the answer is in.
+    """
+    if kind not in OperationKind.values:
+        raise InvalidInput(f"unknown operation kind {kind!r}", field="kind")
+    with transaction.atomic():
+        operation = Operation.objects.create(
+            kind=kind,
+            team=team,
+            host=host,
+            user=user if getattr(user, "pk", None) else None,
+            target=target,
+        )
+        if transfer is not None:
+            _create_transfer(operation, transfer)
+        _announce(operation)
     return operation
 
 

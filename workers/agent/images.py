@@ -76,14 +76,19 @@ def do_save(node, references: list[str], target: dict, form: str):
     def work(on_progress):
         with tempfile.TemporaryFile(dir=node.store.root) as spool:
             archive.save(node.store, references, spool, form)
-            size = spool.tell()
-            spool.seek(0)
-            request = urllib.request.Request(target["url"], data=spool, method="PUT", headers={
-                "Authorization": f"Transfer {target['token']}",
-                "Content-Type": "application/x-tar", "Content-Length": str(size)})
-            urllib.request.urlopen(request, timeout=TRANSFER_TIMEOUT).close()  # noqa: S310
+            deliver_transfer(target, spool)
         return [node.store.resolve(_normal(ref)) for ref in references]
     return work
+
+
+def deliver_transfer(target: dict, spool) -> None:
+    """PUT the file `spool` (written up to its current position) to a transfer."""
+    size = spool.tell()
+    spool.seek(0)
+    request = urllib.request.Request(target["url"], data=spool, method="PUT", headers={
+        "Authorization": f"Transfer {target['token']}",
+        "Content-Type": "application/x-tar", "Content-Length": str(size)})
+    urllib.request.urlopen(request, timeout=TRANSFER_TIMEOUT).close()  # noqa: S310
 
 
 def open_transfer(source: dict):

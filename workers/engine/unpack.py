@@ -37,29 +37,36 @@ def split_name(name: str) -> list[str]:
 def extract(stream, target: str | os.PathLike) -> None:
     """Extract an uncompressed tar stream into the existing directory `target`."""
     root_fd = os.open(target, _DIR_FLAGS)
-    directory_times: list[tuple[list[str], int]] = []
     try:
-        with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as archive:
-            for member in archive:
-                parts = split_name(member.name)
-                if not parts:
-                    continue
-                if member.isdir():
-                    directory_times.append((parts, int(member.mtime)))
-                _extract_member(archive, member, root_fd, parts)
-        for parts, mtime in reversed(directory_times):
-            _set_mtime(root_fd, parts, mtime)
+        extract_at(stream, root_fd)
     finally:
         os.close(root_fd)
 
 
-def _extract_member(archive, member: tarfile.TarInfo, root_fd: int, parts: list[str]) -> None:
+def extract_at(stream, root_fd: int, whiteouts: bool = True) -> None:
+    """Extract into the directory open as `root_fd`. Without `whiteouts` (a copy into a
+    container, not a layer), `.wh.` names are ordinary files, as `docker cp` has them."""
+    directory_times: list[tuple[list[str], int]] = []
+    with tarfile.open(fileobj=stream, mode="r|", errorlevel=2) as archive:
+        for member in archive:
+            parts = split_name(member.name)
+            if not parts:
+                continue
+            if member.isdir():
+                directory_times.append((parts, int(member.mtime)))
+            _extract_member(archive, member, root_fd, parts, whiteouts)
+    for parts, mtime in reversed(directory_times):
+        _set_mtime(root_fd, parts, mtime)
+
+
+def _extract_member(archive, member: tarfile.TarInfo, root_fd: int, parts: list[str],
+                    whiteouts: bool = True) -> None:
     parent_fd = open_dir(root_fd, parts[:-1], member.name)
     base = parts[-1]
     try:
-        if base == OPAQUE_MARKER:
+        if whiteouts and base == OPAQUE_MARKER:
             os.setxattr(parent_fd, OPAQUE_XATTR, b"y")
-        elif base.startswith(WHITEOUT_PREFIX):
+        elif whiteouts and base.startswith(WHITEOUT_PREFIX):
             _whiteout(parent_fd, base[len(WHITEOUT_PREFIX):], member.name)
         elif member.isdir():
             _make_dir(parent_fd, base, member)
