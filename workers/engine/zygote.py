@@ -32,9 +32,14 @@ def serve(root: Path) -> None:
     path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o077)
-    listener.bind(str(path))
+    # Bound under another name and renamed once listening: a starter that sees the
+    # socket file must never connect before listen() (ECONNREFUSED under load).
+    bound = path.with_name(f".{SOCKET}.{os.getpid()}")
+    bound.unlink(missing_ok=True)
+    listener.bind(str(bound))
     os.umask(old_umask)
     listener.listen(64)
+    os.rename(bound, path)
     (root / PIDFILE).write_text(f"{os.getpid()}\n")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGCHLD, _reap)
