@@ -26,6 +26,9 @@ int main(void) {
     printf("keyctl %s\n", r < 0 ? strerror(errno) : "allowed");
     r = syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0);
     printf("ptrace %s\n", r < 0 ? strerror(errno) : "allowed");
+    char params[120] = {0};
+    r = syscall(425 /* io_uring_setup */, 1, params);
+    printf("io_uring %s\n", r < 0 ? strerror(errno) : "allowed");
     return 0;
 }
 """
@@ -80,6 +83,7 @@ def test_seccomp_denies_mount_unshare_keyctl_and_ptrace(runtime, store, probe_bi
     assert "Seccomp:\t2" in output
     assert "keyctl Operation not permitted" in output
     assert "ptrace Operation not permitted" in output
+    assert "io_uring Operation not permitted" in output
     assert "unshare-denied" in output and "mount-denied" in output
 
 

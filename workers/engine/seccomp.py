@@ -17,6 +17,8 @@ from . import linux as L
 BLOCKED = (
     "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
     "delete_module", "finit_module", "get_kernel_syms", "get_mempolicy", "init_module",
+    # io_uring runs operations seccomp never sees; Docker blocks it since 25.0 (moby#46762).
+    "io_uring_setup", "io_uring_enter", "io_uring_register",
     "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie",
     "mbind", "mount", "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig", "fspick",
     "move_pages", "name_to_handle_at", "nfsservctl", "open_by_handle_at", "perf_event_open",
