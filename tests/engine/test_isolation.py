@@ -29,6 +29,8 @@ int main(void) {
     char params[120] = {0};
     r = syscall(425 /* io_uring_setup */, 1, params);
     printf("io_uring %s\n", r < 0 ? strerror(errno) : "allowed");
+    r = syscall(999);  /* beyond every syscall table: refused as runc refuses it */
+    printf("unknown %s\n", r < 0 ? strerror(errno) : "allowed");
     return 0;
 }
 """
@@ -84,6 +86,7 @@ def test_seccomp_denies_mount_unshare_keyctl_and_ptrace(runtime, store, probe_bi
     assert "keyctl Operation not permitted" in output
     assert "ptrace Operation not permitted" in output
     assert "io_uring Operation not permitted" in output
+    assert "unknown Function not implemented" in output
     assert "unshare-denied" in output and "mount-denied" in output
 
 
