@@ -138,6 +138,7 @@ def test_applied_report_is_broadcast_after_commit(
             "finished_at": None,
             "oom_killed": False,
             "restart_count": 0,
+            "health": "",
         },
     }
 
