@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from workers.engine.bootstrap import BUSYBOX_REFERENCE
-from workers.engine.runtime import RuntimeError_
+from workers.engine.runtime import RuntimeError_, wait_for
 
 pytestmark = pytest.mark.usefixtures("needs_root")
 
@@ -123,6 +124,14 @@ def test_confined_as_the_container(runtime):
     assert "/c1" in out  # the container's cgroup, so its limits apply to the exec
 
 
+def test_device_nodes_made_by_an_exec_do_not_open(runtime):
+    start(runtime, "sleep", "60")
+    _, out, err = run(runtime, "sh", "-c", "mknod /tmp/k c 1 11; echo x > /tmp/k || "
+                      "echo kmsg-refused; head -c3 /dev/zero | wc -c")
+    assert "kmsg-refused" in out and "Operation not permitted" in err
+    assert out.split()[-1] == "3"
+
+
 def test_a_non_root_user_has_no_capabilities(runtime):
     start(runtime, "sleep", "60")
     _, out, _ = run(runtime, "grep", "CapEff", "/proc/self/status", user="nobody")
@@ -215,3 +224,52 @@ def test_attach_needs_stdin_or_a_terminal(runtime):
     start(runtime, "sleep", "60")
     with pytest.raises(RuntimeError_, match="no open stdin"):
         runtime.attach_input("c1")
+
+
+def test_a_late_kill_never_reaches_a_recycled_pid(runtime):
+    start(runtime, "sleep", "60")
+    process = runtime.exec("c1", {"args": ["true"]})
+    # Reaped by its waiter, but its end not read yet (a health check's timer may fire now).
+    assert wait_for(lambda: not os.path.exists(f"/proc/{process.pid}"), 5)
+    # Make the host hand the exec's old pid to an unrelated process, as a busy host may.
+    with open("/proc/sys/kernel/ns_last_pid", "w") as last_pid:
+        last_pid.write(str(process.pid - 1))
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        assert bystander.pid == process.pid
+        process.kill()
+        time.sleep(0.2)
+        assert bystander.poll() is None
+        assert process.wait() == 0
+    finally:
+        bystander.kill()
+        bystander.wait()
+        process.close()
+    assert bystander.returncode == -9  # alive until we killed it ourselves
+
+
+def test_a_fifo_as_dev_null_does_not_hang_an_exec(runtime):
+    start(runtime, "sh", "-c", "rm /dev/null && mkfifo /dev/null && sleep 60")
+    time.sleep(0.3)
+    began = time.monotonic()
+    code, out, _ = run(runtime, "sh", "-c", "cat; echo done")
+    assert (code, out) == (0, "done\n")
+    assert time.monotonic() - began < 5
+
+
+def test_an_oversized_request_is_refused_and_blocks_no_one(runtime):
+    start(runtime, "sleep", "60")
+    with pytest.raises(RuntimeError_, match="larger than"):
+        runtime.exec("c1", {"args": ["true"], "env": [f"BIG={'x' * 300_000}"]})
+    assert run(runtime, "true")[0] == 0
+
+
+def test_a_non_root_terminal_belongs_to_its_user(runtime):
+    start(runtime, "sleep", "60")
+    process = runtime.exec("c1", {"args": ["sh", "-c", "stat -c %u $(tty)"], "tty": True,
+                                  "user": "nobody"})
+    try:
+        assert b"65534" in read_until(process.terminal, b"65534")
+        assert process.wait() == 0
+    finally:
+        process.close()

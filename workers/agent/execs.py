@@ -32,7 +32,7 @@ from .reporter import send
 
 log = logging.getLogger("berth.agent")
 CHUNK = 32768
-OUTPUT_MAXLEN = 20_000  # entries kept for late readers; a terminal writes small ones
+OUTPUT_MAXLEN = 2_000  # entries (each up to CHUNK bytes) kept for late readers
 KEY_TTL = 24 * 3600  # seconds the streams stay readable after the exec ended
 DRAIN_AFTER_EXIT = 2.0  # seconds to wait for output a background child keeps open
 
@@ -50,9 +50,12 @@ class ExecSessions:
                 return  # a redelivered message: the session already runs
         try:
             process = self.runtime.exec(container_id, spec)
-        except RuntimeError_ as exc:
-            self.redis.xadd(output_key(exec_id), {"exit": 126, "error": str(exc)})
-            report(exec_id, {"state": "failed", "error": str(exc), "exit_code": _code(exc)})
+        except Exception as exc:  # noqa: BLE001 - every refusal must end the session visibly
+            message = str(exc) if isinstance(exc, RuntimeError_) else f"exec failed: {exc}"
+            with contextlib.suppress(redis.RedisError):
+                self.redis.xadd(output_key(exec_id), {"exit": _code(exc), "error": message})
+                self.redis.expire(output_key(exec_id), KEY_TTL)
+            report(exec_id, {"state": "failed", "error": message, "exit_code": _code(exc)})
             return
         session = Session(exec_id, process, self.redis)
         with self._guard:
@@ -86,17 +89,27 @@ class Session:
         self.done = threading.Event()
 
     def run(self) -> int:
-        pump = threading.Thread(target=self._pump_output, daemon=True)
-        pump.start()
-        threading.Thread(target=self._pump_input, daemon=True).start()
-        exit_code = self.process.wait()
-        pump.join(DRAIN_AFTER_EXIT)
-        self.done.set()
-        self.redis.xadd(output_key(self.exec_id), {"exit": exit_code},
-                        maxlen=OUTPUT_MAXLEN, approximate=True)
-        for key in (input_key(self.exec_id), output_key(self.exec_id)):
-            self.redis.expire(key, KEY_TTL)
-        self.process.close()
+        output = threading.Thread(target=self._pump_output, daemon=True)
+        feeder = threading.Thread(target=self._pump_input, daemon=True)
+        output.start()
+        feeder.start()
+        exit_code = 255
+        try:
+            exit_code = self.process.wait()
+            output.join(DRAIN_AFTER_EXIT)
+            self.done.set()
+            # Both pumps end (the input one within a block) before their fds close,
+            # so no fd number is reused under them.
+            output.join()
+            feeder.join(DRAIN_AFTER_EXIT)  # only a child still holding stdin can keep it
+            with contextlib.suppress(redis.RedisError):
+                self.redis.xadd(output_key(self.exec_id), {"exit": exit_code},
+                                maxlen=OUTPUT_MAXLEN, approximate=True)
+                for key in (input_key(self.exec_id), output_key(self.exec_id)):
+                    self.redis.expire(key, KEY_TTL)
+        finally:
+            self.done.set()
+            self.process.close()
         return exit_code
 
     def _pump_output(self) -> None:
@@ -117,8 +130,11 @@ class Session:
                 if not data:
                     del open_fds[fd]
                     continue
-                self.redis.xadd(output_key(self.exec_id), {"s": open_fds[fd], "d": data},
-                                maxlen=OUTPUT_MAXLEN, approximate=True)
+                try:
+                    self.redis.xadd(output_key(self.exec_id), {"s": open_fds[fd], "d": data},
+                                    maxlen=OUTPUT_MAXLEN, approximate=True)
+                except redis.RedisError as exc:  # keep draining: a full pipe would block it
+                    log.warning("exec %s output lost: %s", self.exec_id, exc)
 
     def _pump_input(self) -> None:
         last = "0"

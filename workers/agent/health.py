@@ -49,6 +49,16 @@ class HealthMonitor:
                          daemon=True, name=f"health-{container_id[:12]}").start()
 
     def _check_run(self, container_id: str, run: str, check: health.HealthCheck) -> None:
+        try:
+            self._probe_run(container_id, run, check)
+        except Exception:  # noqa: BLE001 - a broken check must be visible, not silent
+            log.exception("health check of %s stopped", container_id)
+        finally:
+            with self._guard:
+                if self._runs.get(container_id) == run:
+                    del self._runs[container_id]
+
+    def _probe_run(self, container_id: str, run: str, check: health.HealthCheck) -> None:
         path = self.runtime.existing(container_id)
         verdict = health.Health.load(path)
         if verdict is None or verdict.run != run:
@@ -71,9 +81,6 @@ class HealthMonitor:
             changed = verdict.record(probe, check, in_start_period)
             verdict.save(path)
             report(container_id, verdict, changed)
-        with self._guard:
-            if self._runs.get(container_id) == run:
-                del self._runs[container_id]
 
     def _same_run(self, container_id: str, run: str) -> bool:
         current = self._state(container_id)

@@ -4,7 +4,7 @@ import logging
 
 from berth.celery import BROADCAST_QUEUE, app, host_queue_name
 
-from . import file_tasks, tasks  # noqa: F401 - registers the agent's tasks
+from . import file_tasks, network_tasks, tasks, volume_tasks  # noqa: F401 - registers tasks
 from .config import AgentConfig
 from .node import start_node
 

@@ -6,8 +6,11 @@ supersedes the older ones anyway.
 """
 
 import logging
+import os
+import socket
 import threading
 
+from berth import agent_auth
 from berth.celery import CONTROL_QUEUE, app
 
 log = logging.getLogger("berth.agent")
@@ -46,8 +49,17 @@ class Reporter:
 def send(task_name: str, *args, expires: float | None = None) -> bool:
     try:
         app.send_task(task_name, args=list(args), queue=CONTROL_QUEUE, expires=expires,
-                      retry=False)
+                      retry=False, headers=_signature(task_name, args))
     except Exception as exc:  # noqa: BLE001 - the broker's errors vary by transport
         log.warning("could not send %s: %s", task_name, exc)
         return False
     return True
+
+
+def _signature(task_name: str, args) -> dict | None:
+    """Headers proving which host sent this (a host that joined with a token has a key)."""
+    key = os.environ.get("BERTH_HOST_KEY")
+    if not key:
+        return None
+    name = os.environ.get("BERTH_HOST_NAME") or socket.gethostname()
+    return agent_auth.headers(name, key, task_name, list(args))

@@ -10,7 +10,7 @@ from berth.celery import app
 from workers.engine import state as engine_state
 from workers.engine.runtime import NoSuchContainer, RuntimeError_
 
-from . import images
+from . import images, volume_tasks
 from .node import node
 
 log = logging.getLogger("berth.agent")
@@ -92,15 +92,17 @@ def container_stats(container_id: str) -> dict:
 
 
 @app.task(name="agent.container_remove", ignore_result=True)
-def container_remove(container_id: str, force: bool = False) -> None:
+def container_remove(container_id: str, force: bool = False, volumes: bool = False) -> None:
+    """`volumes`: also remove the container's anonymous volumes (docker rm -v)."""
     with node().container_lock(container_id):
-        _remove(container_id, force)
+        _remove(container_id, force, volumes)
 
 
-def _remove(container_id: str, force: bool) -> None:
+def _remove(container_id: str, force: bool, volumes: bool = False) -> None:
     agent = node()
+    anonymous = volume_tasks.anonymous_volumes(container_id) if volumes else []
     try:
-        final = agent.runtime.remove(container_id, force)
+        final = agent.runtime.remove(container_id, force, volumes=volumes)
     except NoSuchContainer:
         # Nothing on this host (it never got created here): a seq no earlier
         # report can beat tells the control plane to drop the row.
@@ -110,6 +112,7 @@ def _remove(container_id: str, force: bool) -> None:
         return
     agent.shipper.forget(container_id)
     agent.supervisor.report(container_id, engine_state.as_report(final))
+    volume_tasks.report_removed(anonymous)
 
 
 @app.task(name="agent.exec_start", ignore_result=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import struct
 import termios
 from pathlib import Path
@@ -59,6 +60,14 @@ def open_input(container_dir: Path) -> ContainerInput:
     try:
         if state.process_start_time(shim_pid) != current.get("shim_start"):
             raise AttachError(f"container {container_dir.name} is not running")
-        return ContainerInput(L.pidfd_getfd(pidfd, number), terminal)
+        fd = L.pidfd_getfd(pidfd, number)
     finally:
         os.close(pidfd)
+    # Around a restart the supervisor may already hold something else under that
+    # number: the fd must be of the right kind, and the run the same afterwards.
+    kind = os.fstat(fd).st_mode
+    same_run = state.read_state(container_dir).get("started_at") == current.get("started_at")
+    if not same_run or not (stat.S_ISCHR(kind) if terminal else stat.S_ISFIFO(kind)):
+        os.close(fd)
+        raise AttachError(f"container {container_dir.name} is restarting; attach again")
+    return ContainerInput(fd, terminal)

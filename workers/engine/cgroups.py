@@ -2,19 +2,37 @@
 
 One interface over both layouts. On cgroup v2 a container gets one directory
 under /sys/fs/cgroup/berth/; on v1 (and on hybrid hosts, whose controllers are
-all bound to v1 hierarchies) it gets one directory per controller.
+all bound to v1 hierarchies) it gets one directory per controller. Devices
+are confined on both: v1 with the devices controller, v2 with an eBPF program
+(devices_bpf.py).
 """
 
 import contextlib
+import functools
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import devices_bpf
+
 ROOT = Path("/sys/fs/cgroup")
 # Test sessions running side by side each take a parent of their own.
 PARENT = os.environ.get("BERTH_CGROUP_PARENT", "berth")
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "blkio")
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "blkio", "devices")
+# The device allowlist: deny everything, then allow runc's default list (runc
+# libcontainer/specconv/spec_linux.go AllowedDevices, which Docker's rules end up as;
+# /work/shared/notes/runtime-and-images.md 1.5). Any node may be created (`m`), as
+# under Docker, but only these can be read or written: a node the container makes
+# for the host's disk or kmsg opens with EPERM.
+DEVICE_RULES = (
+    "c *:* m", "b *:* m",
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",  # null zero full
+    "c 1:8 rwm", "c 1:9 rwm",  # random urandom
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",  # tty console ptmx
+    "c 136:* rwm",  # pts
+    "c 10:200 rwm",  # tun
+)
 UNLIMITED_V1 = -1
 
 
@@ -46,7 +64,22 @@ def version() -> str:
 
 
 def for_container(container_id: str) -> "Cgroup":
+    devices_confined()  # read on the host, before a container's pivot_root hides /sys/fs/cgroup
     return CgroupV2(container_id) if version() == "v2" else CgroupV1(container_id)
+
+
+@functools.cache
+def devices_confined() -> bool:
+    """Whether containers get the device allowlist: the v1 devices controller, or on v2
+    an eBPF program this kernel accepts. Without it, the container loses CAP_MKNOD
+    instead (shim.confine)."""
+    if version() == "v1":
+        return (ROOT / "devices").is_dir()
+    try:
+        os.close(devices_bpf.load(DEVICE_RULES))
+    except devices_bpf.DeviceFilterError:
+        return False
+    return True
 
 
 def _write(path: Path, value) -> None:
@@ -124,7 +157,22 @@ class CgroupV1(Cgroup):
         if stale:
             # Left by a crashed run, and maybe frozen: a process joining it would stop.
             self.freeze(False)
+        self._confine_devices()
         self.update(limits)
+
+    def _confine_devices(self) -> None:
+        devices = self._dir("devices")
+        if not devices.is_dir():
+            return
+        _write(devices / "devices.deny", "a")
+        for rule in DEVICE_RULES:
+            _write(devices / "devices.allow", rule)
+
+    def join_path(self) -> list[Path]:
+        # A container started before Berth confined devices has no devices cgroup:
+        # an exec into it joins the others, as its init did.
+        return [path / "cgroup.procs" for path in self.paths()
+                if path.parent.parent.name != "devices" or path.is_dir()]
 
     def update(self, limits: Limits) -> None:
         memory = self._dir("memory")
@@ -199,6 +247,11 @@ class CgroupV2(Cgroup):
             self.path.mkdir()
         except FileExistsError:
             self.freeze(False)  # left by a crashed run, and maybe frozen
+        if devices_confined():
+            try:
+                devices_bpf.attach(self.path, DEVICE_RULES)
+            except devices_bpf.DeviceFilterError as exc:
+                raise CgroupError(f"cannot confine devices of {self.path}: {exc}") from None
         self.update(limits)
 
     def update(self, limits: Limits) -> None:

@@ -35,6 +35,7 @@ PR_SET_DUMPABLE = 4
 TIOCGPTPEER = 0x5441
 TIOCSPTLCK = 0x40045431
 MAX_ARGS = 4096
+MAX_SPEC_BYTES = 128 * 1024
 
 
 class ExecError(Exception):
@@ -57,6 +58,8 @@ class ExecSpec:
             raise ExecError("exec needs a command: a non-empty list of strings")
         if len(args) > MAX_ARGS or any("\0" in a for a in args):
             raise ExecError("invalid exec command")
+        if len(json.dumps(data)) > MAX_SPEC_BYTES:
+            raise ExecError(f"exec command and env are larger than {MAX_SPEC_BYTES} bytes")
         env = data.get("env") or []
         if not all(isinstance(e, str) and "=" in e and "\0" not in e for e in env):
             raise ExecError("exec env entries must be NAME=value strings")
@@ -76,31 +79,33 @@ class ExecProcess:
 
     With a terminal, `terminal` is the master side (read output, write input);
     without, `stdin` (if asked for), `stdout` and `stderr` are pipe ends.
+    Signals go through a pidfd: the pid alone may name another process once
+    the waiter has reaped the exec.
     """
 
-    def __init__(self, pid: int, channel: socket.socket, lines, *, terminal: int | None = None,
+    def __init__(self, pid: int, pidfd: int, channel: _Channel, *, terminal: int | None = None,
                  stdin: int | None = None, stdout: int | None = None,
                  stderr: int | None = None):
         self.pid = pid
+        self.pidfd = pidfd
         self.terminal = terminal
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
         self._channel = channel
-        self._lines = lines
         self.exit_code: int | None = None
 
     def wait(self) -> int:
         """Block until the process ends; its exit code (128+n when killed by signal n)."""
         if self.exit_code is None:
-            line = self._lines.readline()
+            line = self._channel.line()
             self.exit_code = int(json.loads(line)["exit_code"]) if line else 255
         return self.exit_code
 
     def kill(self, signum: int = signal.SIGKILL) -> None:
-        if self.exit_code is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signum)
+        if self.pidfd is not None:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self.pidfd, signum)
 
     def resize(self, rows: int, columns: int) -> None:
         if self.terminal is not None:
@@ -113,14 +118,39 @@ class ExecProcess:
             self.stdin = None
 
     def close(self) -> None:
-        for name in ("terminal", "stdin", "stdout", "stderr"):
+        for name in ("terminal", "stdin", "stdout", "stderr", "pidfd"):
             fd = getattr(self, name)
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
                 setattr(self, name, None)
-        self._lines.close()
         self._channel.close()
+
+
+class _Channel:
+    """JSON lines from the waiter; the first may carry an fd (SCM_RIGHTS)."""
+
+    def __init__(self, connection: socket.socket):
+        self.connection = connection
+        self.buffer = b""
+
+    def first(self) -> tuple[dict, list[int]]:
+        data, fds, _, _ = socket.recv_fds(self.connection, 65536, 1)
+        self.buffer = data
+        line = self.line()
+        return json.loads(line or b'{"ok": false}'), fds
+
+    def line(self) -> bytes:
+        while b"\n" not in self.buffer:
+            more = self.connection.recv(65536)
+            if not more:
+                break
+            self.buffer += more
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 def request(connection: socket.socket, container_dir: Path, spec: ExecSpec) -> ExecProcess:
@@ -141,19 +171,24 @@ def request(connection: socket.socket, container_dir: Path, spec: ExecSpec) -> E
                 mine.append(write_end if child_reads else read_end)
                 theirs.append(read_end if child_reads else write_end)
         message = json.dumps({"exec": str(container_dir), "spec": spec.as_dict()}).encode()
-        socket.send_fds(connection, [message + b"\n"], theirs)
+        # One sendmsg may be cut short; the fds ride on the first byte, the rest follows.
+        socket.send_fds(connection, [message[:1]], theirs)
+        connection.sendall(message[1:] + b"\n")
         for fd in theirs:
             os.close(fd)
         theirs = []
-        lines = connection.makefile("rb")
-        reply = json.loads(lines.readline() or b'{"ok": false}')
+        channel = _Channel(connection)
+        reply, received = channel.first()
         if not reply.get("ok"):
+            for fd in received:
+                os.close(fd)
             raise ExecError(reply.get("error") or "the exec did not start")
+        pidfd = received[0] if received else None
         if console is not None:
             _, fds, _, _ = socket.recv_fds(console, 16, 1)
-            return ExecProcess(reply["pid"], connection, lines, terminal=fds[0])
+            return ExecProcess(reply["pid"], pidfd, channel, terminal=fds[0])
         stdin = mine[0] if mine[0] >= 0 else None
-        return ExecProcess(reply["pid"], connection, lines, stdin=stdin, stdout=mine[1],
+        return ExecProcess(reply["pid"], pidfd, channel, stdin=stdin, stdout=mine[1],
                            stderr=mine[2])
     except BaseException:
         for fd in mine + theirs:
@@ -187,9 +222,14 @@ def _waiter(connection: socket.socket, container_dir: Path, spec: ExecSpec,
     highest_cap = caps.last_cap()
     confined = config.get("seccomp", "default") != "unconfined"
     seccomp_filter = seccomp.default_filter() if confined else None
+    if not spec.stdin and not spec.tty:
+        # The host's /dev/null: the container's could be a FIFO that hangs the exec.
+        fds = [os.open("/dev/null", os.O_RDONLY), *fds]
     L.prctl(PR_SET_DUMPABLE, 0)
     cgroups.for_container(container_dir.name).join()
-    L.setns(pidfd, ENTER)
+    # A user namespace is entered with the rest, before its ids mean anything to us:
+    # confine() then takes the user's ids as the namespace maps them.
+    L.setns(pidfd, ENTER | L.CLONE_NEWUSER if config.get("userns") else ENTER)
     os.close(pidfd)
     fail_r, fail_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -202,7 +242,11 @@ def _waiter(connection: socket.socket, container_dir: Path, spec: ExecSpec,
     if failure:
         _, status = os.waitpid(pid, 0)
         raise ExecError(failure)
-    _send(connection, {"ok": True, "pid": pid})
+    # Taken before the child can be reaped, so it always names this exec.
+    child = os.pidfd_open(pid)
+    socket.send_fds(connection, [json.dumps({"ok": True, "pid": pid}).encode() + b"\n"],
+                    [child])
+    os.close(child)
     _, status = os.waitpid(pid, 0)
     exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     _send(connection, {"exit_code": exit_code})
@@ -238,11 +282,11 @@ def _exec_child(config: dict, spec: ExecSpec, fds: list[int], fail_w: int, highe
     command = spec.args[0]
     try:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        user = users.resolve(spec.user or config.get("user"))
         if spec.tty:
-            _terminal(socket.socket(fileno=fds[0]))
+            _terminal(socket.socket(fileno=fds[0]), user.uid)
         else:
             _pipes(spec, fds)
-        user = users.resolve(spec.user or config.get("user"))
         env = shim._env(config["env"])
         env.update(shim._env(spec.env))
         env.setdefault("HOME", user.home)
@@ -263,14 +307,13 @@ def _exec_child(config: dict, spec: ExecSpec, fds: list[int], fail_w: int, highe
 
 
 def _pipes(spec: ExecSpec, fds: list[int]) -> None:
-    received = iter(fds)
-    stdin = next(received) if spec.stdin else os.open("/dev/null", os.O_RDONLY)
-    os.dup2(stdin, 0)
+    received = iter(fds)  # stdin (a pipe, or the host's /dev/null), stdout, stderr
+    os.dup2(next(received), 0)
     os.dup2(next(received), 1)
     os.dup2(next(received), 2)
 
 
-def _terminal(console: socket.socket) -> None:
+def _terminal(console: socket.socket, uid: int) -> None:
     """A terminal from the container's own devpts; the master goes back to the caller.
 
     The path is the container's, so it is opened without following links and
@@ -281,6 +324,7 @@ def _terminal(console: socket.socket) -> None:
         raise ExecError("/dev/pts/ptmx in the container is not a terminal multiplexer")
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
     terminal = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    os.fchown(terminal, uid, -1)  # the user's own terminal, so programs can reopen it
     socket.send_fds(console, [b"m"], [master])
     os.close(master)
     console.close()

@@ -23,6 +23,7 @@ from .state import now_iso
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
+MIN_DURATION, MAX_DURATION = 0.01, 7 * 86400.0
 KEPT_PROBES = 5
 OUTPUT_LIMIT = 4096
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
@@ -52,7 +53,7 @@ class HealthCheck:
             args=_command(test),
             interval=_seconds(given.get("interval"), image.get("Interval"), DEFAULT_INTERVAL),
             timeout=_seconds(given.get("timeout"), image.get("Timeout"), DEFAULT_TIMEOUT),
-            retries=int(given.get("retries") or image.get("Retries") or DEFAULT_RETRIES),
+            retries=max(1, int(given.get("retries") or image.get("Retries") or DEFAULT_RETRIES)),
             start_period=_seconds(given.get("start_period"), image.get("StartPeriod"), 0.0),
         )
 
@@ -72,10 +73,14 @@ def _command(test: list) -> list[str]:
 
 def _seconds(given, image_ns, default: float) -> float:
     if given:
-        return float(given)
-    if image_ns:
-        return int(image_ns) / 1e9
-    return default
+        seconds = float(given)
+    elif image_ns:
+        seconds = int(image_ns) / 1e9
+    else:
+        return default
+    if not MIN_DURATION <= seconds <= MAX_DURATION:
+        raise HealthError(f"health check durations must be {MIN_DURATION}s to {MAX_DURATION}s")
+    return seconds
 
 
 @dataclass

@@ -177,10 +177,13 @@ def _is_child_of_shim(pid: int, shim_pid: int | None, shim_start: int | None) ->
 def with_root(container_dir: Path, work, writable: bool = False):
     """`work(root_fd)` with the container's root filesystem; returns its JSON-able result.
 
-    Running: in this process, through `/proc/<pid>/root`. Otherwise in a forked
-    child that mounts the overlay privately: read-only with the writable layer as
-    the top lower layer, or (`writable`) with it as the upper layer. Files `work`
-    writes to are shared with the child, so they carry its output.
+    Running: in this process, through `/proc/<pid>/root`. Stopped (created,
+    exited): in a forked child that mounts the overlay privately: read-only with
+    the writable layer as the top lower layer, or (`writable`) with it as the
+    upper layer. Files `work` writes to are shared with the child, so they carry
+    its output. A live container without a usable root (restarting, or its init
+    exiting) is refused: a shim may mount the same upper layer at any moment,
+    and overlayfs must never have two mounts writing one upper layer.
     """
     root_fd = running_root(container_dir)
     if root_fd is not None:
@@ -188,6 +191,9 @@ def with_root(container_dir: Path, work, writable: bool = False):
             return work(root_fd)
         finally:
             os.close(root_fd)
+    current = engine_state.read_state(container_dir).get("state")
+    if current in engine_state.LIVE:
+        raise NotRunning(f"container is {current}: try again once it runs or has stopped")
     config = json.loads((container_dir / "config.json").read_text())
     return _in_child(lambda: _work_on_mount(config, container_dir, work, writable))
 

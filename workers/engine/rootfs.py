@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from . import linux as L
+from . import mounts, userns
 
 NOSUID_NODEV_NOEXEC = L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
@@ -52,16 +53,22 @@ def ensure_file(path: Path) -> None:
         path.touch(mode=0o644)
 
 
-def build(config: dict, container_dir: Path) -> None:
+def build(config: dict, container_dir: Path, premade: dict | None = None) -> None:
+    """`premade`: in a user namespace, detached mounts the shim made as host root
+    (userns.py): "root", the overlay, and "sys", a sysfs (or None: mount one)."""
     rootfs = Path(config["rootfs"])
     L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
-    lower = ":".join(config["lowerdirs"])
-    L.mount("overlay", str(rootfs), "overlay", 0,
-            f"lowerdir={lower},upperdir={config['upperdir']},workdir={config['workdir']}")
-    _mount_proc_sys(rootfs)
-    _mount_dev(rootfs)
+    if premade:
+        userns.attach(premade["root"], str(rootfs))
+    else:
+        lower = ":".join(config["lowerdirs"])
+        L.mount("overlay", str(rootfs), "overlay", 0,
+                f"lowerdir={lower},upperdir={config['upperdir']},workdir={config['workdir']}")
+    _mount_proc_sys(rootfs, premade.get("sys") if premade else None)
+    _mount_dev(rootfs, bind_devices=bool(premade))
     _bind_etc(rootfs, container_dir)
     _mount_tmpfs(rootfs, config.get("tmpfs") or {})
+    mounts.attach_all(rootfs, config.get("mounts") or [])
     _write_sysctls(rootfs, config.get("sysctls") or {})
     _mask(rootfs)
     _pivot(rootfs)
@@ -103,21 +110,27 @@ def _write_sysctls(rootfs: Path, sysctls: dict[str, str]) -> None:
         (rootfs / "proc" / "sys" / name.replace(".", "/")).write_text(str(value))
 
 
-def _mount_proc_sys(rootfs: Path) -> None:
+def _mount_proc_sys(rootfs: Path, sysfs_fd: int | None = None) -> None:
     proc = inside(rootfs, "proc")
     ensure_dir(proc, 0o555)
     L.mount("proc", str(proc), "proc", NOSUID_NODEV_NOEXEC)
     sys_dir = inside(rootfs, "sys")
     ensure_dir(sys_dir, 0o555)
-    L.mount("sysfs", str(sys_dir), "sysfs", NOSUID_NODEV_NOEXEC | L.MS_RDONLY)
+    if sysfs_fd is not None:
+        userns.attach(sysfs_fd, str(sys_dir))
+    else:
+        L.mount("sysfs", str(sys_dir), "sysfs", NOSUID_NODEV_NOEXEC | L.MS_RDONLY)
 
 
-def _mount_dev(rootfs: Path) -> None:
+def _mount_dev(rootfs: Path, bind_devices: bool = False) -> None:
     dev = inside(rootfs, "dev")
     ensure_dir(dev)
     L.mount("tmpfs", str(dev), "tmpfs", L.MS_NOSUID | L.MS_STRICTATIME, "mode=755,size=65536k")
     for name, (major, minor) in DEVICES.items():
         node = dev / name
+        if bind_devices:
+            userns.bind_device(name, node)
+            continue
         os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
         os.chmod(node, 0o666)
     for name, target in DEV_LINKS.items():

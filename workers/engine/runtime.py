@@ -25,7 +25,23 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import attach, cgroups, execs, health, logs, native, rootfs, state, zygote
+from . import (
+    attach,
+    cgroups,
+    execs,
+    health,
+    logs,
+    mounts,
+    native,
+    rootfs,
+    sealed,
+    state,
+    userns,
+    volumes,
+    zygote,
+)
+from .network import NetworkError, Networks
+from .network import hooks as network_hooks
 from .restart import PolicyError, RestartPolicy
 from .store import ContentStore, StoreError
 
@@ -55,6 +71,8 @@ class Runtime:
         self.root = Path(root) / "containers"
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.store = store
+        self.volumes = volumes.VolumeStore(root, users=self.containers_using_volume)
+        self.networks = Networks(root)
 
     def path(self, container_id: str) -> Path:
         if not ID_PATTERN.match(container_id):
@@ -83,6 +101,10 @@ class Runtime:
     def containers_using(self, image_id: str) -> list[str]:
         return [container_id for container_id, config in self._configs().items()
                 if config.get("image_id") == image_id]
+
+    def containers_using_volume(self, name: str) -> list[str]:
+        return [container_id for container_id, config in self._configs().items()
+                if any(m.get("volume") == name for m in config.get("mounts") or [])]
 
     def image_ids_in_use(self) -> set[str]:
         return {config.get("image_id") for config in self._configs().values()}
@@ -119,11 +141,48 @@ class Runtime:
             upperdir=str(path / "upper"), workdir=str(path / "work"),
             rootfs=str(path / "rootfs"), image=image.reference, image_id=image.image_id,
         )
-        (tmp / "config.json").write_text(json.dumps(config))
         _write_etc_files(tmp, config["hostname"], spec.get("extra_hosts") or [])
-        state.write_state(tmp, state=state.CREATED)
-        os.rename(tmp, path)
+        # Under the volumes' lock until the container exists: a volume it uses cannot
+        # be removed between being found (or made) here and the container naming it.
+        with self.volumes.lock():
+            try:
+                config["mounts"] = self._mount_sources(config["mounts"], image.config)
+            except (volumes.VolumeError, mounts.MountError) as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise RuntimeError_(str(exc)) from None
+            (tmp / "config.json").write_text(json.dumps(config))
+            state.write_state(tmp, state=state.CREATED)
+            os.rename(tmp, path)
+        try:
+            network_hooks.attach(self, container_id, spec)
+        except NetworkError as exc:
+            raise RuntimeError_(str(exc)) from None
         return state.read_state(path)
+
+    def _mount_sources(self, entries: list[dict], image_config: dict) -> list[dict]:
+        """Host sources of the mounts: volumes found or made (named ones as docker run
+        does), one anonymous volume per image Volumes path no mount covers."""
+        targets = {entry["target"] for entry in entries}
+        for path in sorted(image_config.get("Volumes") or {}):
+            target = mounts.validate_target(path)
+            if target not in targets:
+                entries.append({"type": "volume", "source": "", "target": target,
+                                "read_only": False, "options": "", "anonymous": True})
+                targets.add(target)
+        for entry in entries:  # every refusal before any volume is made
+            if entry["type"] == "bind" and not os.path.exists(entry["source"]):
+                raise mounts.MountError(f"bind mount source {entry['source']} does not exist")
+            if entry["type"] == "volume" and entry["source"]:
+                self.volumes.path(entry["source"])
+        resolved = []
+        for entry in entries:
+            if entry["type"] == "volume":
+                made = self.volumes.create(entry["source"] or None,
+                                           anonymous=entry.get("anonymous", False))
+                entry = {**entry, "volume": made["name"], "source": made["mountpoint"],
+                         "anonymous": made["anonymous"]}
+            resolved.append(entry)
+        return resolved
 
     # start
     def start(self, container_id: str) -> dict:
@@ -135,6 +194,10 @@ class Runtime:
             raise RuntimeError_(problem)
         (path / state.STOP_MARKER).unlink(missing_ok=True)
         (path / "container.log").touch(mode=0o600)
+        try:
+            self.networks.revive(container_id)  # its namespace is gone after a reboot
+        except NetworkError as exc:
+            raise RuntimeError_(str(exc)) from None
         line = self._start_shim(path)
         if not line:
             raise RuntimeError_(f"shim for {container_id} died; see {path / 'shim.log'}")
@@ -157,6 +220,9 @@ class Runtime:
         except execs.ExecError as exc:
             connection.close()
             raise RuntimeError_(str(exc)) from None
+        except OSError as exc:  # the zygote went away or did not answer in time
+            connection.close()
+            raise RuntimeError_(f"exec: {exc}") from None
         except BaseException:
             connection.close()
             raise
@@ -200,16 +266,27 @@ class Runtime:
             return _connect(address)
 
     def _spawn_zygote(self) -> None:
+        # From a sealed copy of the interpreter (sealed.py): what shims and execs are
+        # at their execve into a container must never be the host's binary. argv[0]
+        # stays sys.executable, from which Python finds its prefix and the venv.
+        exe = sealed.interpreter_copy()
         log = open(self.engine_root / "zygote.log", "ab")  # noqa: SIM115 - the child's
-        subprocess.Popen([sys.executable, "-m", "workers.engine.zygote", str(self.engine_root)],
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=PROJECT_ROOT,
-                         env=_shim_env(), close_fds=True, start_new_session=True)
-        log.close()
+        try:
+            subprocess.Popen([sys.executable, "-m", "workers.engine.zygote",
+                              str(self.engine_root), str(exe)],
+                             executable=f"/proc/self/fd/{exe}", pass_fds=(exe,),
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=PROJECT_ROOT,
+                             env=_shim_env(), close_fds=True, start_new_session=True)
+        finally:
+            log.close()
+            os.close(exe)
 
     def shutdown(self) -> None:
-        """After every container has stopped: end the zygote, drop empty parent cgroups."""
+        """After every container has stopped: end the zygote, drop empty parent cgroups,
+        take down the networks of containers that are not running."""
         self.stop_zygote()
         cgroups.remove_empty_parents()
+        self.networks.suspend({c for c in self.ids() if self.state(c)["state"] in LIVE_STATES})
 
     def stop_zygote(self) -> None:
         """End the zygote (running shims are not its children and go on)."""
@@ -272,7 +349,9 @@ class Runtime:
         return bool(ready) or self.state(container_id)["state"] not in LIVE_STATES
 
     # remove
-    def remove(self, container_id: str, force: bool = False) -> dict:
+    def remove(self, container_id: str, force: bool = False, volumes: bool = False) -> dict:
+        """Remove the container; its volumes stay, except anonymous ones with `volumes`
+        (docker rm -v)."""
         path = self.existing(container_id)
         current = state.read_state(path)
         if current["state"] in LIVE_STATES:
@@ -281,10 +360,29 @@ class Runtime:
                     f"container {container_id} is running: stop it first or force removal")
             self.kill(container_id, signal.SIGKILL)
             self._kill_until_down(container_id)
+        try:
+            self.networks.release(container_id)
+        except NetworkError as exc:
+            raise RuntimeError_(str(exc)) from None
         final = state.write_state(path, state=state.REMOVED)
         cgroups.for_container(container_id).remove()
+        anonymous = [m["volume"] for m in self.config(container_id).get("mounts") or []
+                     if m.get("anonymous")]
         shutil.rmtree(path)
+        if volumes:
+            self.remove_volumes(anonymous)
         return final
+
+    def remove_volumes(self, names: list[str]) -> list[str]:
+        """Remove these volumes where no other container uses them; the names removed."""
+        removed = []
+        for name in names:
+            try:
+                self.volumes.remove(name)
+            except volumes.VolumeError:
+                continue
+            removed.append(name)
+        return removed
 
     # limits, freezing, stats
     def update(self, container_id: str, limits: dict | None = None,
@@ -392,9 +490,22 @@ def _merge_config(image_config: dict, spec: dict) -> dict:
         "open_stdin": bool(spec.get("open_stdin")),
         "seccomp": "unconfined" if spec.get("seccomp") == "unconfined" else "default",
         "tmpfs": _tmpfs(spec.get("tmpfs") or {}),
+        "mounts": _mounts(spec.get("mounts")),
         "sysctls": _sysctls(spec.get("sysctls") or {}),
         "healthcheck": _healthcheck(image_config.get("Healthcheck"), spec.get("healthcheck")),
+        "userns": _userns(spec),
     }
+
+
+def _userns(spec: dict) -> dict | None:
+    try:
+        remap = userns.parse(spec.get("userns"))
+    except userns.UsernsError as exc:
+        raise RuntimeError_(str(exc)) from None
+    if remap and spec.get("network_mode") == "host":
+        # The host's network namespace belongs to the host's user namespace (as Docker).
+        raise RuntimeError_("a user namespace cannot be used with the host's network")
+    return remap
 
 
 NAMESPACED_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
@@ -410,6 +521,13 @@ def _sysctls(sysctls: dict) -> dict[str, str]:
         if not allowed or ".." in name or "/" in name:
             raise RuntimeError_(f"sysctl {name!r} is not namespaced: it would change the host")
     return {name: str(value) for name, value in sysctls.items()}
+
+
+def _mounts(entries) -> list[dict]:
+    try:
+        return mounts.parse_mounts(entries)
+    except mounts.MountError as exc:
+        raise RuntimeError_(str(exc)) from None
 
 
 def _healthcheck(image: dict | None, given: dict | None) -> dict | None:

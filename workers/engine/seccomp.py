@@ -4,9 +4,16 @@ Like Docker's, it is an allowlist: every syscall this libseccomp knows for the
 host's architecture is allowed except the ones Docker's profile refuses
 (documented on docs.docker.com, "Seccomp security profiles for Docker", plus
 io_uring since Docker 25), which answer EPERM, and clone() with namespace
-flags. A syscall newer than libseccomp's table answers ENOSYS, as runc makes
-it, so libc falls back to an older call; clone3 answers ENOSYS for the same
-reason (its flags are out of the filter's sight, clone's are not). Other
+flags. Some calls are allowed only with some arguments, as in moby's
+profiles/seccomp/default.json: socket() for every family but AF_ALG (38) and
+AF_VSOCK (40), which answer EPERM; personality() only for the personas that
+profile lists (other ones answer ENOSYS, the filter's default: libseccomp
+cannot say "none of these" in one rule). ptrace, process_vm_readv and
+process_vm_writev are allowed on kernels from 4.8, as there: from 4.8 seccomp
+runs after ptrace's changes, so a tracer cannot make a tracee skip the filter.
+A syscall newer than libseccomp's table answers ENOSYS, as runc makes it, so
+libc falls back to an older call; clone3 answers ENOSYS for the same reason
+(its flags are out of the filter's sight, clone's are not). Other
 architectures' syscalls (int 0x80, x32) kill the process.
 """
 
@@ -25,11 +32,21 @@ BLOCKED = (
     "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie",
     "mbind", "mount", "move_mount", "open_tree", "fsopen", "fsmount", "fsconfig", "fspick",
     "move_pages", "name_to_handle_at", "nfsservctl", "open_by_handle_at", "perf_event_open",
-    "pivot_root", "process_vm_readv", "process_vm_writev", "ptrace", "query_module",
-    "quotactl", "reboot", "request_key", "set_mempolicy", "setns", "settimeofday", "stime",
-    "swapon", "swapoff", "sysfs", "_sysctl", "umount", "umount2", "unshare", "uselib",
-    "userfaultfd", "ustat", "vm86", "vm86old", "syslog",
+    "pivot_root", "query_module", "quotactl", "reboot", "request_key", "set_mempolicy",
+    "setns", "settimeofday", "stime", "swapon", "swapoff", "sysfs", "_sysctl", "umount",
+    "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86", "vm86old", "syslog",
 )
+# Allowed from kernel 4.8 on (TRACING_SINCE), refused like BLOCKED before it.
+TRACING = ("ptrace", "process_vm_readv", "process_vm_writev")
+TRACING_SINCE = (4, 8)
+# socket() families refused: AF_ALG (38) and AF_VSOCK (40), as moby's profile since
+# v0.2.1. The kernel reads the family (and personality's persona) as 32 bits, so only
+# the low word is compared: a 64-bit 0x1_00000028 is AF_VSOCK too.
+REFUSED_FAMILIES = (38, 40)
+LOW_WORD = 0xFFFFFFFF
+# personality() values moby's profile allows: PER_LINUX, PER_LINUX32, UNAME26,
+# PER_LINUX32|UNAME26 and 0xffffffff (a query that changes nothing).
+PERSONAS = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
 NAMESPACE_FLAGS = (L.CLONE_NEWNS, L.CLONE_NEWUTS, L.CLONE_NEWIPC, L.CLONE_NEWUSER,
                    L.CLONE_NEWPID, L.CLONE_NEWNET, L.CLONE_NEWCGROUP)
 SCMP_ACT_ALLOW = 0x7FFF0000
@@ -125,15 +142,21 @@ def build_default_filter() -> int:
             raise SeccompError("seccomp_attr_set failed")
         # A binary tree of syscall numbers: a few comparisons per call, not hundreds.
         lib.seccomp_attr_set(context, SCMP_FLTATR_CTL_OPTIMIZE, 2)
-        special = set(BLOCKED) | {"clone", "clone3"}
+        blocked = BLOCKED if _kernel_at_least(TRACING_SINCE) else BLOCKED + TRACING
+        special = set(blocked) | {"clone", "clone3", "socket", "personality"}
         for number, name in known_syscalls(lib):
             if name not in special:
                 _add(lib, context, SCMP_ACT_ALLOW, number)
         deny = SCMP_ACT_ERRNO(errno.EPERM)
-        for name in BLOCKED:
+        for name in blocked:
             number = lib.seccomp_syscall_resolve_name(name.encode())
             if number >= 0:  # negative: not a syscall on this architecture
                 _add(lib, context, deny, number)
+        _add_socket_rules(lib, context, deny)
+        personality = lib.seccomp_syscall_resolve_name(b"personality")
+        for persona in PERSONAS:
+            _add(lib, context, SCMP_ACT_ALLOW, personality,
+                 ArgCmp(0, SCMP_CMP_MASKED_EQ, LOW_WORD, persona))
         clone = lib.seccomp_syscall_resolve_name(b"clone")
         namespaces = 0
         for flag in NAMESPACE_FLAGS:
@@ -144,6 +167,40 @@ def build_default_filter() -> int:
         lib.seccomp_release(context)
         raise
     return context
+
+
+def _add_socket_rules(lib, context, deny: int) -> None:
+    """socket(): EPERM for the refused families, allowed for every other one.
+
+    Rules of different actions must not overlap, and a rule compares each argument
+    once, so the allowed families are written as "the low word differs from every
+    refused family": one rule per bit on which the refused families agree (that bit
+    differs), plus one per other pattern of the bits on which they disagree.
+    """
+    socket = lib.seccomp_syscall_resolve_name(b"socket")
+    for family in REFUSED_FAMILIES:
+        _add(lib, context, deny, socket, ArgCmp(0, SCMP_CMP_MASKED_EQ, LOW_WORD, family))
+    differ = 0
+    for family in REFUSED_FAMILIES:
+        differ |= family ^ REFUSED_FAMILIES[0]
+    for bit in range(32):
+        mask = 1 << bit
+        if not differ & mask:
+            other = ~REFUSED_FAMILIES[0] & mask
+            _add(lib, context, SCMP_ACT_ALLOW, socket, ArgCmp(0, SCMP_CMP_MASKED_EQ, mask, other))
+    refused_patterns = {family & differ for family in REFUSED_FAMILIES}
+    for pattern in range(differ + 1):
+        if pattern & ~differ == 0 and pattern not in refused_patterns:
+            _add(lib, context, SCMP_ACT_ALLOW, socket,
+                 ArgCmp(0, SCMP_CMP_MASKED_EQ, differ, pattern))
+
+
+def _kernel_at_least(wanted: tuple[int, int]) -> bool:
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(release[0]), int(release[1])) >= wanted
+    except (IndexError, ValueError):
+        return False
 
 
 def known_syscalls(lib) -> list[tuple[int, str]]:

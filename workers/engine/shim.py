@@ -22,7 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import caps, cgroups, native, rootfs, seccomp, users
+from . import caps, cgroups, native, rootfs, seccomp, userns, users
 from . import linux as L
 from .restart import RestartPolicy
 from .state import (
@@ -112,14 +112,21 @@ def _run_once(container_dir: Path, config: dict, cgroup, report, restarts: int) 
     # With open stdin the container reads a pipe whose writing end the supervisor
     # keeps, so stdin stays open (not /dev/null's immediate end of file).
     in_r, in_w = os.pipe() if config.get("open_stdin") else (-1, -1)
-    pid = L.fork_into(L.CLONE_NEWPID)
+    handoff, setup_error = None, ""
+    if config.get("userns"):
+        pid, handoff = userns.clone_init(config)
+    else:
+        pid = L.fork_into(L.CLONE_NEWPID)
     if pid == 0:
         _container_init(config, container_dir, cgroup, out_w, err_w, fail_w, console_child,
-                        in_r)
+                        in_r, handoff)
+    if handoff is not None:
+        setup_error = _release(pid, config, cgroup, container_dir, handoff)
     for fd in (out_w, err_w, fail_w, in_r):
         if fd >= 0:
             os.close(fd)
     failure = _read_all(fail_r)
+    failure = setup_error or failure  # the init's own report is then only the echo
     if console is not None:
         console_child.close()
         if not failure:
@@ -148,6 +155,16 @@ def _run_once(container_dir: Path, config: dict, cgroup, report, restarts: int) 
     if in_w >= 0:
         os.set_inheritable(in_w, True)  # held open across exec by berth-supervisor
     _hand_over(container_dir, config, cgroup, pid, out_r, err_r, current)
+
+
+def _release(pid: int, config: dict, cgroup, container_dir: Path, handoff) -> str:
+    """Let a userns init go on; on failure it is killed and this says why."""
+    try:
+        userns.release(pid, config, cgroup, container_dir, handoff)
+        return ""
+    except Exception as exc:  # noqa: BLE001 - the start fails with the reason
+        os.kill(pid, signal.SIGKILL)
+        return f"user namespace: {exc}"
 
 
 def _receive_master(console: socket.socket, out_r: int, err_r: int) -> tuple[int, int]:
@@ -202,18 +219,34 @@ def _read_all(fd: int) -> str:
 
 
 def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w: int,
-                    fail_w: int, console: socket.socket | None, in_r: int) -> None:
-    """Pid 1 of the new pid namespace: build the root, then exec the command."""
+                    fail_w: int, console: socket.socket | None, in_r: int,
+                    handoff=None) -> None:
+    """Pid 1 of the new pid namespace: build the root, then exec the command.
+
+    With a user namespace (`handoff`), the shim has joined the cgroup and made the
+    root filesystem (userns.py); the network namespace was joined at the clone.
+    """
     try:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        cgroup.join()
+        premade = None
+        if handoff is None:
+            cgroup.join()
+        else:
+            premade = _enter_userns(config, handoff)
+            container_dir = premade["dir"]
+            config = userns.init_config(config, premade)
         highest_cap = caps.last_cap()
         confined = config.get("seccomp", "default") != "unconfined"
         seccomp_filter = seccomp.default_filter() if confined else None
-        L.unshare(CONTAINER_NAMESPACES)
-        rootfs.build(config, container_dir)
+        if handoff is None:
+            L.unshare(CONTAINER_NAMESPACES & ~L.CLONE_NEWNET if _join_network(config)
+                      else CONTAINER_NAMESPACES)
+        rootfs.build(config, container_dir, premade)
         socket.sethostname(config["hostname"])
-        _loopback_up()
+        # In a user namespace, the runtime's network namespace (joined at the clone)
+        # is not the container root's to change; its lo is up already.
+        if config.get("network_mode") != "host" and not (handoff and config.get("netns")):
+            _loopback_up()
         user = users.resolve(config.get("user"))
         env = _env(config["env"])
         env.setdefault("HOME", user.home)
@@ -236,9 +269,21 @@ def _container_init(config: dict, container_dir: Path, cgroup, out_w: int, err_w
         _fail(fail_w, f"container init: {exc}", 128)
 
 
+def _enter_userns(config: dict, handoff) -> dict:
+    """The new namespaces come first, so what the shim opens for us through
+    /proc/<pid>/root is in our mount namespace; then wait for the shim's release."""
+    L.unshare(CONTAINER_NAMESPACES & ~L.CLONE_NEWNET if config.get("netns")
+              else CONTAINER_NAMESPACES)
+    return userns.wait_for_release(handoff)
+
+
 def confine(config: dict, user, highest_cap: int, seccomp_filter) -> None:
     """runc's order: no_new_privs, seccomp, bounding set, ids, then the process's caps."""
     keep = set(caps.DEFAULT_CAPABILITIES.values())
+    if not cgroups.devices_confined():
+        # No device allowlist (a v2 kernel refusing the eBPF program): a node made for
+        # the host's disk or kmsg would open, so the container may not make one.
+        keep.discard(caps.DEFAULT_CAPABILITIES["MKNOD"])
     if config.get("no_new_privileges"):
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
     if seccomp_filter is not None:
@@ -274,6 +319,19 @@ def _chdir(cwd: str) -> None:
 
 def _env(pairs: list[str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+def _join_network(config: dict) -> bool:
+    """Join the runtime's persistent network namespace (it outlives this run), or the
+    host's in host mode; False: a new namespace of our own (mode none)."""
+    if config.get("netns"):
+        fd = os.open(config["netns"], os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            L.setns(fd, L.CLONE_NEWNET)
+        finally:
+            os.close(fd)
+        return True
+    return config.get("network_mode") == "host"
 
 
 def _loopback_up() -> None:

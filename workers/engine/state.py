@@ -5,6 +5,7 @@ Every change bumps `seq`; the control plane applies a report only when its
 at any time (agent restart, reconnect) without moving anything backwards.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -20,6 +21,7 @@ LIVE = (RUNNING, PAUSED, RESTARTING)  # a shim supervises the container
 # Written by `stop`/`kill` before signalling: the restart policy then leaves the
 # container down, as Docker does after an explicit stop.
 STOP_MARKER = "stop-requested"
+NETWORK_FILE = "network.json"  # written by network/hooks.py
 
 
 def now_iso() -> str:
@@ -38,7 +40,11 @@ def process_start_time(pid: int) -> int | None:
 
 
 def read_state(container_dir: Path) -> dict:
-    return json.loads((container_dir / "state.json").read_text())
+    current = json.loads((container_dir / "state.json").read_text())
+    # Addresses and published ports live apart: berth-supervisor rewrites state.json.
+    with contextlib.suppress(FileNotFoundError):
+        current.update(json.loads((container_dir / NETWORK_FILE).read_text()))
+    return current
 
 
 def write_state(container_dir: Path, **changes) -> dict:
@@ -60,4 +66,7 @@ def write_state(container_dir: Path, **changes) -> dict:
 def as_report(state: dict) -> dict:
     keys = ("seq", "state", "pid", "exit_code", "started_at", "finished_at", "error",
             "oom_killed", "restart_count")
-    return {key: state.get(key) for key in keys}
+    report = {key: state.get(key) for key in keys}
+    report.update({key: state[key] for key in ("network_mode", "networks", "ports")
+                   if key in state})
+    return report

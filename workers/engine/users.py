@@ -10,6 +10,9 @@ import stat
 from dataclasses import dataclass
 
 MAX_DATABASE = 1 << 20
+# setresuid/setresgid read -1 (4294967295) as "leave unchanged", so an id above
+# this would leave the process root; runc refuses ids outside 0..2^31-1 too.
+MAX_ID = (1 << 31) - 1
 
 
 class UserError(Exception):
@@ -47,25 +50,36 @@ def resolve(spec: str | None) -> User:
     passwd = [e for e in _entries("/etc/passwd") if len(e) >= 7]
     if name.isdecimal():
         entry = next((e for e in passwd if e[2] == name), None)
-        uid = int(name)
+        uid = _id(name, "uid", f"user {name}")
     else:
         entry = next((e for e in passwd if e[0] == name), None)
         if entry is None:
             raise UserError(f"unable to find user {name}: no matching entries in passwd file")
-        uid = int(entry[2])
+        uid = _id(entry[2], "uid", f"user {name} in /etc/passwd")
     home = entry[5] if entry else "/"
     groups_db = [e for e in _entries("/etc/group") if len(e) >= 4]
-    gid = _group_id(group, groups_db) if group else (int(entry[3]) if entry else 0)
+    if group:
+        gid = _group_id(group, groups_db)
+    else:
+        gid = _id(entry[3], "gid", f"user {name} in /etc/passwd") if entry else 0
     user_name = entry[0] if entry else None
-    extra = tuple(sorted({int(e[2]) for e in groups_db
-                          if user_name and user_name in e[3].split(",") and e[2].isdecimal()}))
+    extra = tuple(sorted({_id(e[2], "gid", f"group {e[0]} in /etc/group") for e in groups_db
+                          if user_name and user_name in e[3].split(",")}))
     return User(uid, gid, tuple(sorted({gid, *extra})), home)
 
 
 def _group_id(group: str, groups_db: list[list[str]]) -> int:
     if group.isdecimal():
-        return int(group)
+        return _id(group, "gid", f"group {group}")
     entry = next((e for e in groups_db if e[0] == group), None)
     if entry is None:
         raise UserError(f"unable to find group {group}: no matching entries in group file")
-    return int(entry[2])
+    return _id(entry[2], "gid", f"group {group} in /etc/group")
+
+
+def _id(text: str, kind: str, where: str) -> int:
+    """A uid or gid in 0..2^31-1; anything else (negative, too large, not a number) is refused."""
+    value = text.strip()
+    if not value.isascii() or not value.isdecimal() or int(value) > MAX_ID:
+        raise UserError(f"{where}: {kind} {value!r} is out of range 0-{MAX_ID}")
+    return int(value)

@@ -6,7 +6,7 @@ shares its pages. One zygote runs per engine root, listening on a root-only
 unix socket. Each shim is its own session and outlives the zygote, the agent,
 or both (live restore); the zygote only reaps the shims that end before it.
 
-    python -m workers.engine.zygote <root>
+    python -m workers.engine.zygote <root> [<fd of the interpreter copy to close>]
 """
 
 import gc
@@ -24,6 +24,7 @@ SOCKET = "zygote.sock"
 PIDFILE = "zygote.pid"
 MAX_REQUEST = 1 << 20  # an exec's command and env
 MAX_FDS = 3
+RECEIVE_TIMEOUT = 5.0
 
 
 def serve(root: Path) -> None:
@@ -57,8 +58,12 @@ def serve(root: Path) -> None:
 
 
 def _spawn(listener: socket.socket, connection: socket.socket, root: Path) -> None:
-    request, fds = _receive(connection)
+    fds: list[int] = []
     try:
+        # One slow or silent client must not hold up every start on the host.
+        connection.settimeout(RECEIVE_TIMEOUT)
+        request = _receive(connection, fds)
+        connection.settimeout(None)
         container_dir = Path(request.get("exec") or request["dir"]).resolve()
         if container_dir.parent != (root / "containers").resolve():
             connection.sendall(b'{"ok": false, "error": "not a container of this root"}\n')
@@ -75,15 +80,16 @@ def _spawn(listener: socket.socket, connection: socket.socket, root: Path) -> No
             os.close(fd)
 
 
-def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
-    """One JSON line, and the fds an exec request passes with its first bytes."""
-    data, fds, _, _ = socket.recv_fds(connection, 65536, MAX_FDS)
+def _receive(connection: socket.socket, fds: list[int]) -> dict:
+    """One JSON line; the fds an exec request passes with its first byte go to `fds`."""
+    data, received, _, _ = socket.recv_fds(connection, 65536, MAX_FDS)
+    fds.extend(received)
     while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
         more = connection.recv(65536)
         if not more:
             break
         data += more
-    return json.loads(data), fds
+    return json.loads(data)
 
 
 def _reap(*_) -> None:
@@ -108,6 +114,10 @@ def _child(connection: socket.socket, container_dir: Path) -> None:
 
 def main(argv: list[str]) -> int:
     root = Path(argv[1]).resolve()
+    if len(argv) > 2:
+        # The sealed interpreter copy we were started from (sealed.py): the exec
+        # needed it open, and no shim or container may inherit a handle on it.
+        os.close(int(argv[2]))
     serve(root)
     return 0
 

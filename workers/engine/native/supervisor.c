@@ -21,10 +21,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U /* Linux 6.3: executable even with vm.memfd_noexec=1 */
+#endif
+#ifndef F_SEAL_EXEC
+#define F_SEAL_EXEC 0x0020 /* Linux 6.3: the mode cannot change either */
+#endif
 
 #define MAX_LINE (16 * 1024)
 #define CHUNK 65536
@@ -245,6 +254,49 @@ static int wants_restart(const char *policy, int max_retries, int exit_code, int
     return 0;
 }
 
+/*
+ * A sealed memfd copy of the interpreter, close-on-exec (the CVE-2019-5736 class):
+ * the resumed shim forks the container's init, which is this binary until its
+ * execve, so a `#!/proc/self/exe` script in the container would run it there and
+ * reach it through /proc/<pid>/exe. It must be a copy nothing can write, never the
+ * host's file (workers/engine/sealed.py does the same for the zygote).
+ */
+static int sealed_copy(const char *path)
+{
+    int copy = memfd_create("berth-python", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (copy < 0 && errno == EINVAL) /* before Linux 6.3 every memfd is executable */
+        copy = memfd_create("berth-python", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (copy < 0)
+        return -1;
+    int source = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat info;
+    int ok = source >= 0 && fstat(source, &info) == 0;
+    off_t done = 0;
+    while (ok && done < info.st_size) {
+        ssize_t sent = sendfile(copy, source, &done, (size_t)(info.st_size - done));
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent == 0)
+            errno = EIO; /* the file shrank while copied */
+        ok = sent > 0;
+    }
+    if (ok && fchmod(copy, 0511) == 0) {
+        fcntl(copy, F_ADD_SEALS, F_SEAL_EXEC); /* best effort: older kernels refuse it */
+        ok = fcntl(copy, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) == 0;
+    } else {
+        ok = 0;
+    }
+    int saved = errno;
+    if (source >= 0)
+        close(source);
+    if (!ok) {
+        close(copy);
+        errno = saved;
+        return -1;
+    }
+    return copy;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 15) {
@@ -289,9 +341,14 @@ int main(int argc, char **argv)
     snprintf(ran_for, sizeof ran_for, "%.3f",
              (double)(ended.tv_sec - began.tv_sec) + (ended.tv_nsec - began.tv_nsec) / 1e9);
     snprintf(next, sizeof next, "%d", restarts);
-    execl(python, python, "-m", "workers.engine.shim", "--resume", dir, next, ran_for,
-          (char *)NULL);
-    fprintf(stderr, "berth-supervisor: cannot run %s to restart: %s\n", python, strerror(errno));
+    /* argv[0] stays the interpreter's path: Python finds its prefix and venv from it */
+    char *resume[] = {(char *)python, "-m", "workers.engine.shim", "--resume", (char *)dir,
+                      next, ran_for, NULL};
+    int exe = sealed_copy(python);
+    if (exe >= 0)
+        fexecve(exe, resume, environ);
+    fprintf(stderr, "berth-supervisor: cannot run a sealed copy of %s to restart: %s\n",
+            python, strerror(errno));
     write_state("exited", exit_code, oom, restarts, started_at, shim_start);
     return 1;
 }
