@@ -13,7 +13,8 @@ from kombu.common import Broadcast
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "berth.settings")
 
-app = Celery("berth")
+# Agent messages are checked for their sender before they run (apps/hosts/senders.py).
+app = Celery("berth", task_cls="apps.hosts.senders:AgentMessageTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

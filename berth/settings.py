@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served locally (no CDN)
     "channels",
     "apps.accounts",
     "apps.teams",
@@ -39,7 +40,10 @@ INSTALLED_APPS = [
     "apps.images",
     "apps.operations",
     "apps.containers",
+    "apps.volumes",
+    "apps.networks",
     "apps.dashboard",
+    "apps.audit",
 ]
 
 MIDDLEWARE = [
@@ -49,6 +53,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -105,6 +110,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = ["apps.accounts.throttle.ThrottledModelBackend"]
+# Failed password logins per username within the window before it is locked
+# (per client address: four times as many).
+BERTH_LOGIN_MAX_FAILURES = env_int("BERTH_LOGIN_MAX_FAILURES", 5, minimum=1)
+BERTH_LOGIN_WINDOW = env_int("BERTH_LOGIN_WINDOW", 900, minimum=1)
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -180,6 +190,13 @@ BERTH_COPY_TIMEOUT = env_int("BERTH_COPY_TIMEOUT", 600, minimum=1)
 # Base URL agents use to reach this control plane for archive transfers
 # (e.g. "http://10.0.0.5:8000"); empty: the URL the API request came in on.
 BERTH_PUBLIC_URL = env_str("BERTH_PUBLIC_URL", "").rstrip("/")
+# The broker URL joining agents are given (the Redis address as hosts see it, without
+# user or password; each host gets its own ACL user); empty: REDIS_URL's address.
+BERTH_AGENT_BROKER_URL = env_str("BERTH_AGENT_BROKER_URL", "")
+# The Docker Engine API (apps/dockerapi): a root-only unix socket acting as a site admin,
+# and TCP where each request carries a Berth API token; "off" turns a listener off.
+BERTH_DOCKER_SOCKET = env_str("BERTH_DOCKER_SOCKET", "/run/berth/docker.sock")
+BERTH_DOCKER_TCP = env_str("BERTH_DOCKER_TCP", "127.0.0.1:2375")
 # Largest request body accepted (image archives for load/import, saved archives).
 BERTH_MAX_UPLOAD_BYTES = env_int("BERTH_MAX_UPLOAD_BYTES", 20 * 2**30, minimum=1)
 # Seconds an archive transfer is kept on disk (uploads and saved archives).
@@ -196,6 +213,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "berth.api.exception_handler",
+    "DEFAULT_METADATA_CLASS": "berth.drf.Metadata",
+    "DEFAULT_FILTER_BACKENDS": ["berth.drf.Ordering"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }
 SPECTACULAR_SETTINGS = {
@@ -205,6 +224,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 LOG_LEVEL = env_str("BERTH_LOG_LEVEL", "INFO").upper()

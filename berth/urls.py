@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from django.views import defaults
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from berth.api import JsonErrorsMixin, json_error_or
 
@@ -23,7 +23,11 @@ api_patterns = [
     path("", include("apps.images.api.urls")),
     path("", include("apps.operations.api.urls")),
     path("", include("apps.containers.api.urls")),
+    path("", include("apps.volumes.api.urls")),
+    path("", include("apps.networks.api.urls")),
+    path("", include("apps.audit.api.urls")),
     path("schema/", SchemaView.as_view(), name="schema"),
+    path("schema/ui/", SpectacularSwaggerView.as_view(url_name="schema"), name="schema-ui"),
 ]
 
 urlpatterns = [

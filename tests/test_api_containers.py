@@ -52,6 +52,7 @@ def test_create_sends_container_run_to_the_host_queue(
         "cwd": "",
         "hostname": body["id"][:12],
         "name": body["name"],
+        "network_mode": "bridge",
     }
 
 

@@ -385,7 +385,7 @@ def test_exited_auto_remove_container_is_removed(
     assert queued_messages(broker, host.name) == []  # only after commit
     for callback in callbacks:
         callback()
-    assert sent(broker, host) == [("agent.container_remove", [container.id, True])]
+    assert sent(broker, host) == [("agent.container_remove", [container.id, True, True])]
     assert Container.objects.get(pk=container.pk).state == State.EXITED  # waiters see the exit
 
 

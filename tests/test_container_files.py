@@ -175,6 +175,40 @@ def test_bad_commits_are_400(operator, team, host, client_for, body, field):
     assert response.json()["error"]["fields"] or field in response.json()["error"]["message"]
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("key, value", [
+    ("Cmd", [1]), ("Cmd", {"a": "b"}), ("Entrypoint", ["sh", None]), ("Env", [1]),
+    ("Env", "A=1"), ("Env", ["NOEQUALS"]), ("Env", ["=1"]), ("Labels", {"a": 1}),
+    ("Labels", ["a"]), ("ExposedPorts", [80]), ("ExposedPorts", {"80/tcp": "x"}),
+    ("Volumes", "/data"), ("WorkingDir", 5), ("User", ["root"]), ("StopSignal", 15)])
+def test_commit_changes_of_the_wrong_type_are_400(
+        operator, team, host, client_for, broker, key, value):
+    container = make_container(team, host)
+    body = {"changes": {key: value}}
+    response = client_for(operator).post(url(container, "commit/"), body, format="json")
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert key in error["message"] and f"changes.{key}" in error["fields"]
+    assert queued_messages(broker, host.name) == []  # refused before any blob is stored
+
+
+@pytest.mark.django_db
+def test_commit_changes_reach_the_agent_in_the_engines_shape(
+        operator, team, host, client_for, fake_agent, broker):
+    container = make_container(team, host)
+    report = image_report("docker.io/library/app:v3", image_id="sha256:" + "d" * 64)
+    fake_agent["agent.container_commit"] = {"ok": True, "images": [report],
+                                            "image_id": report["image_id"]}
+    changes = {"Cmd": "serve", "Entrypoint": None, "Env": ["A=1", "B="],
+               "Labels": {"x": "y"}, "ExposedPorts": ["80/tcp"], "Volumes": {"/data": {}},
+               "WorkingDir": "/app", "User": "1000:1000", "StopSignal": "SIGINT"}
+    body = {"reference": "app:v3", "changes": changes, "pause": False}
+    response = client_for(operator).post(url(container, "commit/"), body, format="json")
+    assert response.status_code == 201, response.content
+    sent = queued_messages(broker, host.name)[0]["args"][2]
+    assert sent == {**changes, "Cmd": ["serve"], "ExposedPorts": {"80/tcp": {}}}
+
+
 def _tar(entries: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:

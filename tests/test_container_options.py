@@ -89,6 +89,7 @@ def test_every_option_lands_in_the_run_spec(
         "sysctls": {"net.ipv4.ip_forward": "1", "kernel.shmmax": "65536"},
         "extra_hosts": ["db:10.0.0.5", "v6:::1"],
         "start": False,
+        "network_mode": "bridge",
     }
     assert body["labels"] == {"tier": "web", "com.example/owner": "ops"}
     assert body["restart_policy"] == "on-failure:3"

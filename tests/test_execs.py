@@ -204,3 +204,35 @@ def test_output_events_resume_after_an_id(owner, team, host, client_for, broker,
     assert "event: stderr" in text and "dHdv" in text  # base64 of "two"
     assert "event: stdout" not in text
     assert '"exit_code":5' in text
+
+
+def test_only_who_may_exec_reads_the_output(owner, viewer, team, host, client_for, broker):
+    container = make_container(team, host)
+    exec_id = create(client_for(owner), container).json()["id"]
+    response = client_for(viewer).get(f"/api/execs/{exec_id}/output/")
+    assert response.status_code == 403
+    assert client_for(viewer).get(f"/api/execs/{exec_id}/").status_code == 200
+
+
+def test_input_limits_and_ended_execs(owner, team, host, client_for, broker, streams_of):
+    container = make_container(team, host)
+    client = client_for(owner)
+    exec_id = create(client, container, stdin=True).json()["id"]
+    streams_of.append(exec_id)
+    big = client.post(f"/api/execs/{exec_id}/input/", b"x" * (execs.MAX_INPUT + 1),
+                      content_type="application/octet-stream")
+    assert big.status_code == 413
+    execs.apply_report(exec_id, {"state": "exited", "exit_code": 0})
+    late = client.post(f"/api/execs/{exec_id}/input/", b"x",
+                       content_type="application/octet-stream")
+    assert late.status_code == 409
+
+
+def test_oversized_commands_and_bad_resume_ids_are_4xx(owner, team, host, client_for, broker):
+    container = make_container(team, host)
+    client = client_for(owner)
+    assert create(client, container, env=[f"A={'x' * 200_000}"]).status_code == 413
+    exec_id = create(client, container).json()["id"]
+    response = client.get(f"/api/execs/{exec_id}/output/?after=bogus",
+                          HTTP_ACCEPT="text/event-stream")
+    assert response.status_code == 400

@@ -43,3 +43,33 @@ class ApiToken(models.Model):
 
     def is_expired(self, now=None) -> bool:
         return self.expires is not None and self.expires <= (now or timezone.now())
+
+
+class TotpDevice(models.Model):
+    """A TOTP second factor for browser login (RFC 6238, 30 s steps, 6 digits).
+
+    The shared secret is encrypted under SECRET_KEY (berth.crypto). ``last_step``
+    refuses a code twice, so one seen over a shoulder cannot be replayed.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp"
+    )
+    secret_encrypted = models.TextField()
+    confirmed = models.BooleanField(default=False)
+    last_step = models.BigIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"TOTP of {self.user} ({'on' if self.confirmed else 'pending'})"
+
+
+class LoginFailures(models.Model):
+    """Failed password logins of one username (hashed) or one client address in a window."""
+
+    key = models.CharField(max_length=100, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_ends = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.failures} failed logins of {self.key}"

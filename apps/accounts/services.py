@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken
+from apps.audit import record
 from berth.errors import InvalidInput
 
 # Writing last_used on every request would turn reads into writes; once a
@@ -39,6 +40,8 @@ def create_token(
         read_only=read_only,
         expires=expires,
     )
+    details = {"name": name, "read_only": read_only, "expires": expires}
+    record("token.create", token, user=user, details=details, object_type="apitoken")
     return token, key
 
 
@@ -56,6 +59,7 @@ def touch_token(token: ApiToken) -> None:
 def revoke_token(token: ApiToken) -> None:
     ApiToken.objects.filter(pk=token.pk).update(revoked=True)
     token.revoked = True
+    record("token.revoke", token, details={"prefix": token.prefix})
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from apps.containers.models import Container
 from apps.containers.options import parse_int
 from apps.hosts.services import send_to_host
 from berth import streams
-from berth.errors import Conflict, ServiceUnavailable
+from berth.errors import Conflict, ServiceUnavailable, TooLarge
 
 INPUT_MAXLEN = 10_000
+MAX_INPUT = 1 << 20
 MAX_TERMINAL = 1000
 ATTACHABLE_STATES = ON_HOST_STATES | {State.PENDING}
 
@@ -38,6 +39,8 @@ def attach(user, container: Container) -> str:
     if container.state not in ATTACHABLE_STATES:
         raise Conflict(f"container {container.short_id} is {container.state}; cannot attach")
     if takes_input(container):
+        # Input left from an earlier attach must not reach this run.
+        _forget_input(container.id)
         send_to_host(container.host, "agent.container_attach", [container.id])
     return last_log_id(container.id)
 
@@ -46,6 +49,10 @@ def send_input(user, container: Container, data: bytes) -> None:
     require_operator(user, container)
     if not takes_input(container):
         raise Conflict(f"container {container.short_id} has no open stdin and no terminal")
+    if container.state not in ATTACHABLE_STATES:
+        raise Conflict(f"container {container.short_id} is {container.state}")
+    if len(data) > MAX_INPUT:
+        raise TooLarge(f"send input in pieces of at most {MAX_INPUT} bytes")
     if data:
         _send(container.id, {"d": data})
 
@@ -65,6 +72,13 @@ def last_log_id(container_id: str) -> str:
     except (redis.RedisError, OSError) as exc:
         raise ServiceUnavailable(f"cannot reach Redis for the container's output: {exc}") from exc
     return newest[0][0].decode() if newest else "0-0"
+
+
+def _forget_input(container_id: str) -> None:
+    try:
+        _client().delete(streams.attach_input(container_id))
+    except (redis.RedisError, OSError) as exc:
+        raise ServiceUnavailable(f"cannot reach Redis for the container's input: {exc}") from exc
 
 
 def _send(container_id: str, fields: dict) -> None:

@@ -10,18 +10,20 @@ they belong to; site admins may join any team.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 
-from apps.containers import relay
+from apps.containers import logs, relay
 from apps.containers.events import team_group as container_group
 from apps.containers.models import Exec
 from apps.operations.events import team_group as operation_group
 from apps.teams.models import Team
 from apps.teams.services import can_act, is_site_admin, restrict_to_teams, teams_of
+from berth.errors import InvalidInput, ServiceUnavailable
 
 # Every event group of one team; subscribing to a team joins all of them.
 TEAM_GROUPS = (container_group, operation_group)
@@ -112,6 +114,13 @@ class ExecTerminalConsumer(AsyncWebsocketConsumer):
         self.pump = asyncio.create_task(self._pump(found.id, _after(self.scope)))
 
     async def _pump(self, exec_id: str, after: str) -> None:
+        try:
+            await self._relay_output(exec_id, after)
+        except ServiceUnavailable as exc:
+            await self.send(text_data=json.dumps({"type": "error", "message": exc.message}))
+            await self.close(code=1011)
+
+    async def _relay_output(self, exec_id: str, after: str) -> None:
         async for batch in relay.follow_async(exec_id, after):
             data = b"".join(entry.data for entry in batch if entry.stream != "exit")
             if data:
@@ -148,11 +157,17 @@ class ExecTerminalConsumer(AsyncWebsocketConsumer):
         if self.pump is not None:
             self.pump.cancel()
         if self.input is not None:
+            # A closed terminal hangs up its shell, as closing an ssh session does;
+            # otherwise every closed browser tab would leave one running.
+            with contextlib.suppress(*relay.REDIS_ERRORS):
+                await self.input.hang_up()
             await self.input.close()
 
 
 def _after(scope) -> str:
     """``?after=<entry id>`` resumes a reconnecting terminal without repeating output."""
     query = parse_qs(scope.get("query_string", b"").decode())
-    after = (query.get("after") or ["0"])[0]
-    return after if all(part.isdigit() for part in after.split("-", 1)) else "0"
+    try:
+        return logs.parse_entry_id((query.get("after") or ["0"])[0])
+    except InvalidInput:
+        return "0"

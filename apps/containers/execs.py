@@ -8,6 +8,7 @@ through ``apps.containers.relay``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db import transaction
@@ -19,10 +20,12 @@ from apps.containers.models import Container, Exec
 from apps.containers.options import parse_int
 from apps.hosts.services import send_to_host
 from apps.teams.services import can_act
-from berth.errors import Conflict, Forbidden, InvalidInput
+from berth.errors import Conflict, Forbidden, InvalidInput, TooLarge
 from berth.timestamps import parse_iso
 
 MAX_COMMAND = 4096
+MAX_INPUT = 1 << 20  # bytes per input request; Redis holds them until the agent reads
+MAX_SPEC = 128 * 1024  # bytes of command and env together, as the engine takes them
 MAX_TERMINAL = 1000  # rows or columns
 
 
@@ -37,11 +40,13 @@ def create_exec(user, container: Container, data: Any) -> Exec:
     if not isinstance(data, dict):
         raise InvalidInput("send a JSON object")
     _require_running(container)
+    fields = dict(command=_command(data.get("command")), env=_env(data.get("env")))
+    if len(json.dumps(fields)) > MAX_SPEC:
+        raise TooLarge(f"command and env together must stay under {MAX_SPEC} bytes")
     return Exec.objects.create(
         container=container,
         created_by=user if getattr(user, "pk", None) else None,
-        command=_command(data.get("command")),
-        env=_env(data.get("env")),
+        **fields,
         user=_text(data.get("user"), "user", 256),
         working_dir=_working_dir(data.get("working_dir")),
         tty=_bool(data.get("tty", False), "tty"),
@@ -73,6 +78,10 @@ def send_input(user, exec_: Exec, data: bytes, *, close: bool = False) -> None:
     require_operator(user, exec_.container)
     if not exec_.attach_stdin and not exec_.tty:
         raise Conflict("this exec was created without stdin")
+    if exec_.state in EXEC_FINAL_STATES:
+        raise Conflict(f"exec {exec_.id[:12]} has already ended")
+    if len(data) > MAX_INPUT:
+        raise TooLarge(f"send input in pieces of at most {MAX_INPUT} bytes")
     relay.write(exec_.id, data)
     if close:
         relay.close_input(exec_.id)

@@ -296,7 +296,40 @@ def _commit_changes(value: Any) -> dict:
             f"unsupported changes {', '.join(unknown)}; use {', '.join(COMMIT_CHANGES)}",
             field="changes",
         )
+    return {key: _commit_change(key, item) for key, item in value.items()}
+
+
+def _commit_change(key: str, value: Any):
+    """One change, checked and in the engine's shape (Docker's StrSlice: a string is a
+    one-item list; a set of ports or volumes may come as a list of names)."""
+    field = f"changes.{key}"
+    if value is None:
+        return None
+    if key in ("Cmd", "Entrypoint"):
+        value = [value] if isinstance(value, str) else value
+        if not _strings(value):
+            raise InvalidInput(f"{key} must be a string or a list of strings", field=field)
+    elif key == "Env":
+        if not _strings(value) or any(not item.partition("=")[0] or "=" not in item
+                                      for item in value):
+            raise InvalidInput("Env must be a list of KEY=value strings", field=field)
+    elif key == "Labels":
+        if not isinstance(value, dict) or not _strings(list(value.values())):
+            raise InvalidInput("Labels must map names to strings", field=field)
+    elif key in ("ExposedPorts", "Volumes"):
+        names = list(value) if isinstance(value, dict) else value
+        empty = not isinstance(value, dict) or all(item in (None, {}) for item in value.values())
+        if not _strings(names) or not empty:
+            raise InvalidInput(f"{key} must be a list of names or an object of them to {{}}",
+                               field=field)
+        value = {name: {} for name in names}
+    elif not isinstance(value, str):  # WorkingDir, User, StopSignal
+        raise InvalidInput(f"{key} must be a string", field=field)
     return value
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def _committed_image(container: Container, answer: dict) -> Image:

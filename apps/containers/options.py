@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import posixpath
 import re
 import shlex
 import signal as signals
 from dataclasses import dataclass
 from typing import Any
 
+from apps.networks import options as network_options
 from berth.errors import Forbidden, InvalidInput
 
 # Options kept in Container.options, with what an absent key means.
@@ -31,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "hostname": None,  # the container's short id
     "read_only": False,
     "tmpfs": {},
+    "mounts": [],  # [{type, source, target, read_only, options}], see parse_mounts
     "extra_hosts": [],
     "sysctls": {},
     "memory": None,
@@ -44,11 +47,16 @@ DEFAULTS: dict[str, Any] = {
     "log_max_size": None,
     "log_max_files": None,
     "no_new_privileges": False,
+    "userns": False,  # a user namespace of its own (the engine's default id range)
     "seccomp": "default",
     "tty": False,
     "open_stdin": False,
     "start": True,
     "healthcheck": None,  # {test, interval, timeout, retries, start_period}; over the image's
+    "network": "bridge",  # bridge, host, none, or a team network's name (apps/networks)
+    "network_aliases": [],
+    "ports": [],  # [{container_port, protocol, host_ip, host_port}]; host_port 0: ephemeral
+    "networks": [],  # set at create: the team network's spec for the agent
 }
 # Options ``POST /api/containers/{id}/update/`` may change.
 UPDATE_FIELDS = (
@@ -104,6 +112,9 @@ NAMESPACED_SYSCTL_PREFIXES = ("fs.mqueue.", "net.")
 SYSCTL_NAME = re.compile(r"[a-z0-9_]+(?:\.[A-Za-z0-9_-]+)+")
 RESTART_NAMES = ("no", "on-failure", "always", "unless-stopped")
 SECCOMP_PROFILES = ("default", "unconfined")
+MOUNT_TYPES = ("bind", "volume", "tmpfs")
+MOUNT_OPTIONS = {"bind": {"norecursive"}, "volume": {"nocopy"}}  # tmpfs: the kernel's own
+VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,63}")
 
 
 @dataclass(frozen=True)
@@ -134,8 +145,11 @@ def parse_create_options(data: dict, *, site_admin: bool) -> CreateOptions:
         )
     if options.get("seccomp") == "unconfined" and not site_admin:
         raise Forbidden(
-            "only site admins may run containers with seccomp unconfined", field="seccomp"
+            "seccomp unconfined is a privileged option: only site admins, or teams whose "
+            "policy allows privileged options, may use it",
+            field="seccomp",
         )
+    check_userns(options)
     restart = data.get("restart_policy")
     restart = "no" if restart is None else parse_restart_policy(restart)
     auto_remove = data.get("auto_remove")
@@ -238,6 +252,19 @@ def cpu_quota(cpus: float) -> int:
     return round(cpus * CPU_PERIOD)
 
 
+def check_userns(options: dict) -> None:
+    """A user namespace only lowers privilege, so anyone may ask for one; what the
+    engine cannot combine with it is refused here, before the host sees it."""
+    if not options.get("userns"):
+        return
+    if options.get("network") == "host":
+        raise InvalidInput("a user namespace cannot be used with the host's network",
+                           field="userns")
+    if any(mount.get("type") == "volume" for mount in options.get("mounts") or []):
+        raise InvalidInput("volumes are not supported with a user namespace yet",
+                           field="userns")
+
+
 def agent_spec_fields(options: dict, restart_policy: str) -> dict[str, Any]:
     """The optional fields of ``agent.container_run``'s spec; only what differs from defaults."""
     spec: dict[str, Any] = {}
@@ -259,7 +286,7 @@ def agent_spec_fields(options: dict, restart_policy: str) -> dict[str, Any]:
         spec["log"] = log
     if options.get("stop_signal"):
         spec["stop_signal"] = options["stop_signal"]
-    for flag in ("read_only", "no_new_privileges", "tty", "open_stdin"):
+    for flag in ("read_only", "no_new_privileges", "tty", "open_stdin", "userns"):
         if options.get(flag):
             spec[flag] = True
     for mapping in ("tmpfs", "sysctls"):
@@ -267,13 +294,39 @@ def agent_spec_fields(options: dict, restart_policy: str) -> dict[str, Any]:
             spec[mapping] = dict(options[mapping])
     if options.get("extra_hosts"):
         spec["extra_hosts"] = list(options["extra_hosts"])
+    if options.get("mounts"):
+        spec["mounts"] = [agent_mount(mount) for mount in options["mounts"]]
     if options.get("seccomp", "default") != "default":
         spec["seccomp"] = options["seccomp"]
     if options.get("start") is False:
         spec["start"] = False
     if options.get("healthcheck"):
         spec["healthcheck"] = dict(options["healthcheck"])
+    spec.update(network_spec_fields(options))
     return spec
+
+
+def network_spec_fields(options: dict) -> dict[str, Any]:
+    """Always a network mode: the engine's own default is a namespace without one."""
+    networks = options.get("networks") or []
+    spec: dict[str, Any] = {"network_mode": networks[0]["name"] if networks
+                            else options.get("network") or "bridge"}
+    if networks:
+        spec["networks"] = [dict(network) for network in networks]
+    if options.get("ports"):
+        spec["ports"] = [dict(port) for port in options["ports"]]
+    return spec
+
+
+def agent_mount(mount: dict) -> dict:
+    """A stored mount as the agent's spec has it: volumes by their name on the host."""
+    keys = ("type", "source", "target", "read_only", "options", "within")
+    entry = {key: mount[key] for key in keys if key in mount}
+    if mount["type"] == "volume":
+        entry["source"] = mount.get("name") or mount["source"]
+        if mount.get("anonymous"):
+            entry["anonymous"] = True
+    return entry
 
 
 # ---- single options -----------------------------------------------------------------------
@@ -376,6 +429,109 @@ def parse_tmpfs(value: Any) -> dict[str, str]:
         _check_text(mount_options, "tmpfs", MAX_PATH)
         mounts[target] = mount_options
     return mounts
+
+
+def parse_mounts(value: Any) -> list[dict]:
+    """Mounts as ``--mount`` objects or ``-v`` strings, normalised to
+    ``{"type", "source", "target", "read_only", "options"}``.
+
+    ``"name:/path[:ro]"`` is a named volume, ``"/host/path:/path[:ro]"`` a bind
+    mount, ``"/path"`` a new anonymous volume (a volume's mode may add ",nocopy").
+    Objects take ``type`` ("bind", "volume", "tmpfs"), ``source``, ``target`` (or
+    ``destination``), ``read_only`` and ``options`` (bind: "norecursive"; volume:
+    "nocopy"; tmpfs: "size=64m").
+    """
+    if not isinstance(value, list):
+        raise InvalidInput(
+            'mounts must be a list of "source:/target[:ro]" strings or mount objects',
+            field="mounts",
+        )
+    _check_count(value, "mounts")
+    mounts, targets = [], set()
+    for item in value:
+        mount = _short_mount(item) if isinstance(item, str) else _mount_object(item)
+        if mount["target"] in targets:
+            raise InvalidInput(f"two mounts on {mount['target']}", field="mounts")
+        targets.add(mount["target"])
+        mounts.append(mount)
+    return mounts
+
+
+def _short_mount(text: str) -> dict:
+    parts = text.split(":")
+    if len(parts) > 3 or not all(parts):
+        raise InvalidInput(
+            f'invalid mount {text!r}: use "name:/path", "/host/path:/path" or "/path", '
+            'with ":ro" or ":rw" at the end',
+            field="mounts",
+        )
+    modes = set(parts.pop().split(",")) if len(parts) == 3 else {"rw"}
+    if not modes <= {"ro", "rw", "nocopy"} or {"ro", "rw"} <= modes:
+        raise InvalidInput(
+            f"invalid mount mode in {text!r}: ro or rw, optionally with nocopy", field="mounts"
+        )
+    source, target = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+    kind = "bind" if source.startswith("/") else "volume"
+    options = "nocopy" if "nocopy" in modes else ""
+    return _mount_object({"type": kind, "source": source, "target": target,
+                          "read_only": "ro" in modes, "options": options})
+
+
+def _mount_object(item: Any) -> dict:
+    if not isinstance(item, dict) or item.get("type") not in MOUNT_TYPES:
+        raise InvalidInput(
+            f"invalid mount {item!r}: 'type' must be one of {', '.join(MOUNT_TYPES)}",
+            field="mounts",
+        )
+    kind = item["type"]
+    target = _mount_target(item.get("target", item.get("destination")))
+    source = item.get("source") or ""
+    options = item.get("options") or ""
+    read_only = item.get("read_only", False)
+    if not isinstance(source, str) or not isinstance(options, str):
+        raise InvalidInput(f"mount on {target}: 'source' and 'options' are strings", field="mounts")
+    _check_text(source, "mounts", MAX_PATH)
+    _check_text(options, "mounts", MAX_PATH)
+    if not isinstance(read_only, bool):
+        raise InvalidInput(f"mount on {target}: 'read_only' must be true or false", field="mounts")
+    if kind == "bind" and not source.startswith("/"):
+        raise InvalidInput(
+            f"bind mount on {target}: 'source' must be an absolute host path", field="mounts"
+        )
+    if kind == "volume" and source and not VOLUME_NAME.fullmatch(source):
+        raise InvalidInput(
+            f"invalid volume name {source!r}: 2-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit",
+            field="mounts",
+        )
+    if kind == "tmpfs" and source:
+        raise InvalidInput(f"tmpfs mount on {target} takes no 'source'", field="mounts")
+    allowed = MOUNT_OPTIONS.get(kind)
+    unknown = sorted(set(filter(None, options.split(","))) - allowed) if allowed else []
+    if unknown:
+        raise InvalidInput(f"unknown {kind} mount option {unknown[0]!r}", field="mounts")
+    if kind == "bind":
+        source = "/" + posixpath.normpath(source).lstrip("/")
+    mount = {"type": kind, "source": source, "target": target, "read_only": read_only}
+    if options:
+        mount["options"] = options
+    return mount
+
+
+def _mount_target(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise InvalidInput(f"mount target {value!r} must be an absolute path", field="mounts")
+    _check_text(value, "mounts", MAX_PATH)
+    parts = [part for part in value.split("/") if part not in ("", ".")]
+    if not parts or ".." in parts:
+        raise InvalidInput(
+            f"mount target {value!r} must be an absolute path other than /, without '..'",
+            field="mounts",
+        )
+    target = "/" + "/".join(parts)
+    if parts[0] in ("proc", "sys"):
+        raise InvalidInput(f"cannot mount over {target}: it belongs to the kernel", field="mounts")
+    return target
 
 
 def parse_extra_hosts(value: Any) -> list[str]:
@@ -551,6 +707,7 @@ def _int(value: Any, field: str, low: int, high: int) -> int:
 
 parse_int = _int  # for the other container services (exec, attach)
 
+
 HEALTH_DURATIONS = ("interval", "timeout", "start_period")
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -599,7 +756,6 @@ def _duration(value: Any, field: str) -> float:
     return seconds
 
 
-
 def _highest_cpu(text: str) -> int:
     return max(int(part.rpartition("-")[2]) for part in text.split(","))
 
@@ -629,6 +785,7 @@ def _parsers() -> dict:
         "hostname": parse_hostname,
         "read_only": lambda value: parse_bool(value, "read_only"),
         "tmpfs": parse_tmpfs,
+        "mounts": parse_mounts,
         "extra_hosts": parse_extra_hosts,
         "sysctls": parse_sysctls,
         "memory": parse_memory,
@@ -642,11 +799,15 @@ def _parsers() -> dict:
         "log_max_size": parse_log_max_size,
         "log_max_files": parse_log_max_files,
         "no_new_privileges": lambda value: parse_bool(value, "no_new_privileges"),
+        "userns": lambda value: parse_bool(value, "userns"),
         "seccomp": parse_seccomp,
         "tty": lambda value: parse_bool(value, "tty"),
         "open_stdin": lambda value: parse_bool(value, "open_stdin"),
         "start": lambda value: parse_bool(value, "start"),
         "healthcheck": parse_healthcheck,
+        "network": network_options.parse_network,
+        "network_aliases": network_options.parse_aliases,
+        "ports": network_options.parse_ports,
     }
 
 

@@ -22,6 +22,7 @@ INPUT_MAXLEN = 10_000
 READ_BATCH = 500
 BLOCK_MS = 1000
 REDIS_ERRORS = (redis.RedisError, OSError)
+SIGHUP = 1
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,11 @@ async def follow_async(exec_id: str, after: str = "0") -> AsyncIterator[list[Out
     key = streams.exec_output(exec_id)
     try:
         while True:
-            answer = await client.xread({key: after}, count=READ_BATCH, block=BLOCK_MS)
+            try:
+                answer = await client.xread({key: after}, count=READ_BATCH, block=BLOCK_MS)
+            except REDIS_ERRORS as exc:
+                raise ServiceUnavailable(f"cannot reach Redis for the exec's output: {exc}") \
+                    from exc
             batch = [Output.from_entry(entry_id, fields) for _, entries in answer
                      for entry_id, fields in entries]
             yield batch
@@ -123,7 +128,12 @@ class AsyncInput:
             await self.client.xadd(self.key, {"d": data}, maxlen=INPUT_MAXLEN, approximate=True)
 
     async def resize(self, rows: int, columns: int) -> None:
-        await self.client.xadd(self.key, {"resize": f"{rows} {columns}"})
+        await self.client.xadd(self.key, {"resize": f"{rows} {columns}"}, maxlen=INPUT_MAXLEN,
+                               approximate=True)
+
+    async def hang_up(self) -> None:
+        await self.client.xadd(self.key, {"kill": SIGHUP}, maxlen=INPUT_MAXLEN,
+                               approximate=True)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -17,12 +17,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 
+from apps.audit import record
 from apps.containers import logs
 from apps.containers import options as container_options
 from apps.containers.choices import (
-    ACTIVE_STATES,
     DEFAULT_KILL_SIGNAL,
     LIVE_STATES,
     LOGGING_STATES,
@@ -36,13 +36,16 @@ from apps.containers.choices import (
 from apps.containers.events import event_from_container, send_container_event
 from apps.containers.models import Container
 from apps.containers.names import generate_name, name_error
-from apps.hosts.choices import HostStatus
+from apps.hosts import scheduling
 from apps.hosts.models import Host
 from apps.hosts.services import call_host, send_to_host
 from apps.images.models import Image
 from apps.images.reference import normalize_reference
 from apps.images.services import images_usable_by
-from apps.teams.services import is_site_admin, resolve_team_for_create
+from apps.networks import services as network_services
+from apps.teams import policy as team_policy
+from apps.teams.services import resolve_team_for_create
+from apps.volumes.services import prepare_mounts
 from berth.errors import AgentError, Conflict, HostUnavailable, InvalidInput
 from berth.timestamps import parse_iso
 
@@ -66,7 +69,9 @@ def create_container(user, data: dict) -> Container:
     team = resolve_team_for_create(user, data.get("team") or None)
     reference = parse_image(data.get("image"))
     fields = {"command": parse_command(data.get("command")), "env": parse_env(data.get("env"))}
-    parsed = container_options.parse_create_options(data, site_admin=is_site_admin(user))
+    parsed = container_options.parse_create_options(
+        data, site_admin=team_policy.allows_privileged(team, user)
+    )
     fields.update(
         labels=parsed.labels,
         restart_policy=parsed.restart_policy,
@@ -76,9 +81,24 @@ def create_container(user, data: dict) -> Container:
     name = data.get("name") or None
     if name is not None:
         _check_name(name)
-    image = place(reference, team, data.get("host") or None, cpus=parsed.options.get("cpus"))
+    image = place(
+        reference,
+        team,
+        data.get("host") or network_services.host_for_network(team, data),
+        cpus=parsed.options.get("cpus"),
+        memory=parsed.options.get("memory"),
+        constraints=scheduling.parse_constraints(data.get("constraints")),
+    )
     container_options.check_host_fit(parsed.options, image.host)
-    return _insert(team, image, fields, name)
+    with transaction.atomic():
+        team_policy.lock_policy(team)  # concurrent creates in one team wait here for quotas
+        team_policy.check_quota(team, user, parsed.options)
+        fields["options"] = prepare_mounts(user, team, image, parsed.options)
+        fields["options"] = network_services.prepare_network(team, image.host, fields["options"])
+        container = _insert(team, image, fields, name)
+        details = {"image": container.image_reference, "host": container.host.name}
+        record("container.create", container, details=details)
+        return container
 
 
 def parse_image(value: Any) -> str:
@@ -122,29 +142,45 @@ def parse_env(value: Any) -> list[str]:
     return value
 
 
-def place(reference: str, team, host_name: str | None, *, cpus: float | None = None) -> Image:
-    """The image row to run: on the named host, or on the least busy online host that has it
-    (and at least ``cpus`` CPUs)."""
+def place(
+    reference: str,
+    team,
+    host_name: str | None,
+    *,
+    cpus: float | None = None,
+    memory: int | None = None,
+    constraints=(),
+) -> Image:
+    """The image row to run: on the named host, or on the best eligible host that has it
+    (``apps.hosts.scheduling``: online, uncordoned, allowed, matching, most free memory)."""
     if host_name is not None:
         return _image_on_named_host(reference, team, host_name)
-    candidates = images_usable_by(team).filter(reference=reference)
-    if not candidates.exists():
+    images = {row.host_id: row for row in images_usable_by(team).filter(reference=reference)}
+    if not images:
         raise InvalidInput(f"unknown image {reference}: no host has it", field="image")
-    online = candidates.filter(host__status=HostStatus.ONLINE)
-    if cpus is not None:
-        fitting = online.filter(Q(host__cpus__isnull=True) | Q(host__cpus__gte=cpus))
-        if online.exists() and not fitting.exists():
-            raise InvalidInput(f"no online host with {reference} has {cpus:g} CPUs", field="cpus")
-        online = fitting
-    active = Q(host__containers__state__in=ACTIVE_STATES)
-    best = online.annotate(load=Count("host__containers", filter=active)).order_by(
-        "load", "host__name"
+    ranked = scheduling.candidates(
+        team, image_host_ids=set(images), cpus=cpus, memory=memory, constraints=constraints
     )
-    image = best.select_related("host").first()
-    if image is None:
-        hosts = ", ".join(sorted(candidates.values_list("host__name", flat=True)))
-        raise InvalidInput(f"image {reference} is only on offline hosts: {hosts}", field="host")
-    return image
+    for candidate in ranked:
+        if candidate.has_image:
+            image = images[candidate.host.pk]
+            image.host = candidate.host
+            return image
+    raise _no_placement(reference, team, images, cpus, constraints)
+
+
+def _no_placement(reference: str, team, images: dict, cpus, constraints) -> InvalidInput:
+    hosts = list(Host.objects.filter(pk__in=list(images)).order_by("name"))
+    online = [host for host in hosts if host.is_online]
+    if not online:
+        names = ", ".join(host.name for host in hosts)
+        return InvalidInput(f"image {reference} is only on offline hosts: {names}", field="host")
+    if cpus is not None and all(host.cpus is not None and host.cpus < cpus for host in online):
+        return InvalidInput(f"no online host with {reference} has {cpus:g} CPUs", field="cpus")
+    reasons = "; ".join(
+        f"{host.name} is {scheduling.why_not(host, team, constraints)}" for host in hosts[:10]
+    )
+    return InvalidInput(f"no eligible host has {reference}: {reasons}", field="host")
 
 
 def _image_on_named_host(reference: str, team, host_name: Any) -> Image:
@@ -153,6 +189,9 @@ def _image_on_named_host(reference: str, team, host_name: Any) -> Image:
         raise InvalidInput(f"unknown host {host_name!r}", field="host")
     if not host.is_online:
         raise InvalidInput(f"host {host.name} is offline", field="host")
+    if host.cordoned:
+        raise InvalidInput(f"host {host.name} is cordoned: no new containers", field="host")
+    team_policy.check_host_allowed(team, host)
     image = images_usable_by(team).filter(reference=reference, host=host)
     image = image.select_related("host").first()
     if image is None:
@@ -229,6 +268,7 @@ def start_container(container: Container) -> Container:
     """Start a created or exited container (``docker start``); the agent reports the rest."""
     _require_state(container, STARTABLE_STATES, "start")
     send_to_host(container.host, "agent.container_start", [container.id])
+    record("container.start", container)
     return container
 
 
@@ -237,6 +277,7 @@ def stop_container(container: Container, timeout: int | None = None) -> Containe
     timeout = _stop_timeout(container, timeout)
     _require_signallable(container, "stop")
     send_to_host(container.host, "agent.container_stop", [container.id, timeout])
+    record("container.stop", container, details={"timeout": timeout})
     return container
 
 
@@ -245,6 +286,7 @@ def restart_container(container: Container, timeout: int | None = None) -> Conta
     timeout = _stop_timeout(container, timeout)
     _require_state(container, ON_HOST_STATES, "restart")
     send_to_host(container.host, "agent.container_restart", [container.id, timeout])
+    record("container.restart", container, details={"timeout": timeout})
     return container
 
 
@@ -252,18 +294,21 @@ def kill_container(container: Container, signal: Any = DEFAULT_KILL_SIGNAL) -> C
     number = parse_signal(signal)
     _require_signallable(container, "kill")
     send_to_host(container.host, "agent.container_kill", [container.id, number])
+    record("container.kill", container, details={"signal": number})
     return container
 
 
 def pause_container(container: Container) -> Container:
     _require_state(container, {State.RUNNING}, "pause")
     send_to_host(container.host, "agent.container_pause", [container.id])
+    record("container.pause", container)
     return container
 
 
 def unpause_container(container: Container) -> Container:
     _require_state(container, {State.PAUSED}, "unpause")
     send_to_host(container.host, "agent.container_unpause", [container.id])
+    record("container.unpause", container)
     return container
 
 
@@ -313,6 +358,7 @@ def update_container(container: Container, data: Any) -> Container:
     merged = {**(container.options or {}), **changes}
     container_options.check_limits(merged)
     container_options.check_host_fit(changes, container.host)
+    team_policy.check_update_quota(container, changes)
     if restart is not None:
         container_options.check_auto_remove(container.auto_remove, restart)
     _require_state(container, ON_HOST_STATES, "update")
@@ -323,7 +369,9 @@ def update_container(container: Container, data: Any) -> Container:
         [container.id, limits or None, restart],
         settings.BERTH_CONTAINER_RPC_TIMEOUT,
     )
-    return _store_update(container, changes, restart)
+    updated = _store_update(container, changes, restart)
+    record("container.update", updated, details={**changes, "restart_policy": restart})
+    return updated
 
 
 @transaction.atomic
@@ -359,6 +407,7 @@ def rename_container(container: Container, name: Any) -> Container:
             )
             if not updated:
                 raise Conflict(f"container {container.name} was renamed or removed meanwhile")
+            record("container.rename", container, details={"from": container.name, "to": name})
             container.name = name
             _announce(container)
     except IntegrityError:
@@ -369,8 +418,9 @@ def rename_container(container: Container, name: Any) -> Container:
 
 
 @transaction.atomic
-def remove_container(container: Container, force: bool = False) -> Container:
+def remove_container(container: Container, force: bool = False, volumes: bool = False) -> Container:
     """Ask the agent to remove the container; the row goes when it reports ``removed``.
+    ``volumes`` also removes its anonymous volumes (``docker rm -v``); named ones stay.
 
     Refused while running unless ``force``, like ``docker rm``, so a typo does
     not kill a live service.
@@ -381,7 +431,9 @@ def remove_container(container: Container, force: bool = False) -> Container:
         )
     Container.objects.filter(pk=container.pk).update(state=State.REMOVING)
     container.state = State.REMOVING
-    send_to_host(container.host, "agent.container_remove", [container.id, bool(force)])
+    args = [container.id, bool(force)] + ([True] if volumes else [])
+    send_to_host(container.host, "agent.container_remove", args)
+    record("container.remove", container, details={"force": bool(force), "volumes": bool(volumes)})
     _announce(container)
     return container
 
@@ -536,7 +588,10 @@ def apply_report(container_id: str, report: dict) -> bool:
     ``exited`` until then, so waiters see the exit code.
     """
     parsed = parse_report(report)
-    rows = Container.objects.filter(pk=container_id, state_seq__lt=parsed.seq)
+    # An ``unknown`` container (its host went silent) also takes the same seq again:
+    # the agent resends its last reports when it is back.
+    newer = Q(state_seq__lt=parsed.seq) | Q(state=State.UNKNOWN, state_seq=parsed.seq)
+    rows = Container.objects.filter(newer, pk=container_id)
     if parsed.state == State.REMOVED:
         return _apply_removal(container_id, rows, parsed)
     changes = {
@@ -556,10 +611,12 @@ def apply_report(container_id: str, report: dict) -> bool:
     if not updated:
         log.debug("report seq %s for %s ignored (stale or unknown)", parsed.seq, container_id)
         return False
+    network_services.record_report(container_id, report)
     container = Container.objects.select_related("team", "host").get(pk=container_id)
     _announce(container)
     if parsed.state == State.EXITED and container.auto_remove:
-        send_to_host(container.host, "agent.container_remove", [container.id, True])
+        # As docker run --rm: its anonymous volumes go with it.
+        send_to_host(container.host, "agent.container_remove", [container.id, True, True])
     return True
 
 
@@ -573,6 +630,19 @@ def _apply_removal(container_id: str, rows, parsed: Report) -> bool:
         _announce(container, state=State.REMOVED)
         transaction.on_commit(lambda: logs.delete_stream(container_id))
     return bool(deleted)
+
+
+def mark_unknown_on_host(host_id: int) -> int:
+    """Its host went silent: every container there that may exist is now ``unknown``
+    (``state_seq`` kept, so the agent's next report restores the truth)."""
+    rows = Container.objects.filter(host_id=host_id).exclude(
+        state__in=[State.UNKNOWN, State.REMOVING]
+    )
+    ids = list(rows.values_list("pk", flat=True))
+    Container.objects.filter(pk__in=ids).update(state=State.UNKNOWN)
+    for container in Container.objects.filter(pk__in=ids).select_related("team", "host"):
+        _announce(container)
+    return len(ids)
 
 
 def _announce(container: Container, state: str | None = None) -> None:

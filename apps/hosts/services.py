@@ -20,6 +20,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from apps.audit import record as audit_record
 from apps.hosts.choices import HostStatus
 from apps.hosts.models import Host
 from berth.celery import app as celery_app
@@ -105,18 +106,34 @@ def record_heartbeat(name: str, sent_at: float) -> bool:
     makes the newest one win without a read-modify-write race. ``sent_at`` is
     clamped to now so a host with a fast clock cannot stay "online" after dying,
     and a heartbeat already older than the offline threshold does not revive a host.
+    A host that comes back this way is asked to report every container again,
+    since they were marked ``unknown`` while it was silent.
     """
     now = timezone.now()
     stamp = min(_epoch_to_datetime(sent_at), now)
     fresh = now - stamp < timedelta(seconds=settings.BERTH_HOST_OFFLINE_AFTER)
-    changes: dict[str, Any] = {"last_heartbeat": stamp}
-    if fresh:
-        changes["status"] = HostStatus.ONLINE
     newer = Q(last_heartbeat__isnull=True) | Q(last_heartbeat__lt=stamp)
-    updated = Host.objects.filter(newer, name=name).update(**changes)
+    rows = Host.objects.filter(newer, name=name)
+    revived = 0
+    if fresh:
+        revived = rows.filter(status=HostStatus.OFFLINE).update(
+            last_heartbeat=stamp, status=HostStatus.ONLINE
+        )
+        if revived:
+            _ask_for_reports(name)
+    updated = revived or rows.update(
+        last_heartbeat=stamp, **({"status": HostStatus.ONLINE} if fresh else {})
+    )
     if not updated and not Host.objects.filter(name=name).exists():
         log.warning("heartbeat from unregistered host %r ignored", name)
     return bool(updated)
+
+
+def _ask_for_reports(name: str) -> None:
+    host = Host.objects.filter(name=name).first()
+    if host is not None:
+        log.info("host %s is back: asking for every container's state", name)
+        send_to_host(host, "agent.broadcast.report_all", [])
 
 
 def _epoch_to_datetime(sent_at: float) -> datetime:
@@ -126,14 +143,38 @@ def _epoch_to_datetime(sent_at: float) -> datetime:
         raise InvalidInput(f"sent_at must be epoch seconds, got {sent_at!r}") from None
 
 
+@transaction.atomic
 def mark_offline(now: datetime | None = None) -> int:
-    """Flag hosts whose last heartbeat is older than BERTH_HOST_OFFLINE_AFTER; returns how many."""
+    """Flag hosts whose last heartbeat is older than BERTH_HOST_OFFLINE_AFTER; returns how many.
+
+    Their containers become ``unknown``: nobody can tell whether they still run.
+    Nothing else changes (``state_seq`` stays), so the agent's next report puts
+    the truth back (``apps.containers.services.apply_report`` accepts a report of
+    the same seq for an ``unknown`` container).
+    """
     cutoff = (now or timezone.now()) - timedelta(seconds=settings.BERTH_HOST_OFFLINE_AFTER)
     stale = Q(last_heartbeat__lt=cutoff) | Q(last_heartbeat__isnull=True)
-    count = Host.objects.filter(stale, status=HostStatus.ONLINE).update(status=HostStatus.OFFLINE)
+    silent = list(Host.objects.filter(stale, status=HostStatus.ONLINE).values_list("pk", "name"))
+    count = 0
+    for host_id, name in silent:
+        # Compare-and-set per host: a heartbeat that arrived meanwhile keeps it online.
+        if Host.objects.filter(stale, pk=host_id, status=HostStatus.ONLINE).update(
+            status=HostStatus.OFFLINE
+        ):
+            count += 1
+            _containers_unknown(host_id)
+            audit_record(
+                "host.offline", object_type="host", object_id=str(host_id), details={"name": name}
+            )
     if count:
         log.info("marked %d host(s) offline", count)
     return count
+
+
+def _containers_unknown(host_id: int) -> None:
+    from apps.containers.services import mark_unknown_on_host
+
+    mark_unknown_on_host(host_id)
 
 
 def update_labels(host: Host, labels: dict) -> Host:
@@ -216,3 +257,37 @@ def _forget(result) -> None:
         result.forget()
     except BROKER_ERRORS:
         log.debug("could not drop result %s", result.id)
+
+
+# ---- cordon and drain ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def set_cordoned(host: Host, cordoned: bool) -> Host:
+    """A cordoned host gets no new containers; what runs there stays."""
+    Host.objects.filter(pk=host.pk).update(cordoned=cordoned)
+    host.cordoned = cordoned
+    audit_record("host.cordon" if cordoned else "host.uncordon", host)
+    return host
+
+
+@transaction.atomic
+def drain(host: Host, timeout: int = 10) -> int:
+    """Cordon the host and stop every container running there; returns how many.
+
+    Containers are not moved: their data and images live on this host. Start
+    them again (or recreate them elsewhere) when the host is back in service.
+    """
+    from apps.containers.choices import LIVE_STATES
+    from apps.containers.models import Container
+    from apps.containers.services import stop_container
+
+    set_cordoned(host, True)
+    live = Container.objects.filter(host=host, state__in=LIVE_STATES).select_related("team")
+    stopped = 0
+    for container in live:
+        container.host = host
+        stop_container(container, timeout)
+        stopped += 1
+    audit_record("host.drain", host, details={"stopped": stopped})
+    return stopped

@@ -39,6 +39,7 @@ from apps.operations.services import (
     start_operation,
     transfer_endpoint,
 )
+from apps.teams import policy as team_policy
 from apps.teams.services import is_site_admin, resolve_team_for_create
 from berth.crypto import DecryptionError, decrypt_text, encrypt_text
 from berth.errors import AgentError, Conflict, Forbidden, InvalidInput
@@ -396,7 +397,7 @@ def pull_image(user, data: dict) -> Operation:
         raise InvalidInput("the request body must be an object")
     team = resolve_team_for_create(user, data.get("team") or None)
     reference = parse_image_reference(data.get("reference"))
-    host = pick_host(data.get("host") or None)
+    host = pick_host(data.get("host") or None, team)
     _check_unclaimed(host, reference, team, user)
     return start_operation(
         OperationKind.PULL,
@@ -439,7 +440,7 @@ def push_image(user, image: Image, data: dict) -> Operation:
 def load_image(user, upload: Upload, *, host_name=None, team_slug=None, base_url: str) -> Operation:
     """Store an uploaded ``docker save``/OCI archive and have the agent load it."""
     team = resolve_team_for_create(user, team_slug or None)
-    host = pick_host(host_name or None)
+    host = pick_host(host_name or None, team)
     # The archive's tags are known only on the host: name the references there that
     # belong to others, and the agent refuses to re-point them.
     protected = [] if is_site_admin(user) else _references_of_others(host, team)
@@ -462,7 +463,7 @@ def import_image(
     target = parse_image_reference(reference)
     if parse_reference(target).digest:
         raise InvalidInput("import needs a tag, not a digest", field="reference")
-    host = pick_host(host_name or None)
+    host = pick_host(host_name or None, team)
     _check_unclaimed(host, target, team, user)
     args = [target, {}]  # changes: none yet
     return _start_with_upload(
@@ -710,16 +711,22 @@ def parse_image_reference(value: Any, field: str = "reference") -> str:
         raise InvalidInput(str(exc), field=field) from None
 
 
-def pick_host(host_name: Any) -> Host:
-    """The named online host, else the online host running the fewest containers."""
+def pick_host(host_name: Any, team=None) -> Host:
+    """The named online host, else the online host running the fewest containers;
+    with ``team``, only hosts its policy allows (apps.teams.policy)."""
     if host_name is not None:
         host = _named_host(host_name)
         if not host.is_online:
             raise InvalidInput(f"host {host.name} is offline", field="host")
+        if team is not None:
+            team_policy.check_host_allowed(team, host)
         return host
     active = Q(containers__state__in=ACTIVE_STATES)
+    online = Host.objects.filter(status=HostStatus.ONLINE)
+    if team is not None:
+        online = team_policy.allowed_hosts(team, online)
     host = (
-        Host.objects.filter(status=HostStatus.ONLINE)
+        online
         .annotate(load=Count("containers", filter=active))
         .order_by("load", "name")
         .first()

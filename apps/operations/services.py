@@ -30,6 +30,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.audit import record
 from apps.hosts.services import send_to_host
 from apps.operations.choices import (
     ACTIVE_STATUSES,
@@ -111,6 +112,8 @@ def start_operation(
                 kind, team=team, host=host, user=user, target=target, transfer=transfer
             )
             send_to_host(host, task, [operation.id, *args])
+            details = {"kind": kind, "target": target, "host": host.name}
+            record(f"operation.{kind}", operation, user=user, details=details)
     except HostUnavailable as exc:
         if operation is not None:
             finish_operation(operation.id, {"ok": False, "error": exc.message, "images": []})

@@ -35,3 +35,27 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} is {self.role} of {self.team}"
+
+
+class TeamPolicy(models.Model):
+    """What a team may use; checked by apps.teams.policy wherever containers are created.
+
+    A missing row means the defaults below: any host, no quotas, no bind mounts,
+    no privileged options. ``None`` in a quota means "no limit".
+    """
+
+    team = models.OneToOneField(
+        Team, on_delete=models.CASCADE, primary_key=True, related_name="policy"
+    )
+    # False: every host; True: only ``allowed_hosts`` (possibly none).
+    restrict_hosts = models.BooleanField(default=False)
+    allowed_hosts = models.ManyToManyField("hosts.Host", blank=True, related_name="+")
+    max_containers = models.PositiveIntegerField(null=True, blank=True)
+    max_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    max_cpus = models.FloatField(null=True, blank=True)
+    # Absolute host paths under which bind mounts are allowed; empty: no bind mounts.
+    bind_mount_roots = models.JSONField(default=list, blank=True)
+    allow_privileged = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"policy of {self.team}"

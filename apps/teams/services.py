@@ -10,9 +10,10 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils.text import slugify
 
+from apps.audit import record
 from apps.teams.choices import ACTING_ROLES, Role
 from apps.teams.models import Membership, Team
-from berth.errors import InvalidInput
+from berth.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 
 def is_site_admin(user) -> bool:
@@ -103,10 +104,58 @@ def add_member(team: Team, user, role: str = Role.VIEWER) -> Membership:
     return membership
 
 
+@transaction.atomic
 def create_team(name: str, slug: str | None = None) -> Team:
     slug = slug or slugify(name)
     if not slug:
         raise InvalidInput("a team needs a name with at least one letter or digit", field="name")
     if Team.objects.filter(name=name).exists() or Team.objects.filter(slug=slug).exists():
         raise InvalidInput(f"a team named {name!r} already exists", field="name")
-    return Team.objects.create(name=name, slug=slug)
+    team = Team.objects.create(name=name, slug=slug)
+    record("team.create", team)
+    return team
+
+
+def can_manage(user, team: Team) -> bool:
+    """Owners manage their team's members; site admins manage every team."""
+    return is_site_admin(user) or role_in(user, team) == Role.OWNER
+
+
+def require_manager(user, team: Team) -> None:
+    if not can_manage(user, team):
+        raise Forbidden(f"only owners of team {team.slug} (or site admins) may manage it")
+
+
+@transaction.atomic
+def set_member(actor, team: Team, username, role) -> Membership:
+    """Add ``username`` to the team or change their role; a team keeps at least one owner."""
+    from django.contrib.auth import get_user_model
+
+    require_manager(actor, team)
+    user = get_user_model().objects.filter(username=username).first() if username else None
+    if user is None:
+        raise InvalidInput(f"unknown user {username!r}", field="username")
+    current = role_in(user, team)
+    if current == Role.OWNER and role != Role.OWNER:
+        _keep_an_owner(team, user)
+    membership = add_member(team, user, role)
+    record("team.member_set", team, details={"username": user.username, "role": role})
+    return membership
+
+
+@transaction.atomic
+def remove_member(actor, team: Team, username: str) -> None:
+    require_manager(actor, team)
+    membership = Membership.objects.filter(team=team, user__username=username).first()
+    if membership is None:
+        raise NotFound(f"{username!r} is not a member of team {team.slug}")
+    if membership.role == Role.OWNER:
+        _keep_an_owner(team, membership.user)
+    membership.delete()
+    record("team.member_remove", team, details={"username": username})
+
+
+def _keep_an_owner(team: Team, leaving) -> None:
+    owners = Membership.objects.select_for_update().filter(team=team, role=Role.OWNER)
+    if not owners.exclude(user=leaving).exists():
+        raise Conflict(f"team {team.slug} must keep at least one owner")

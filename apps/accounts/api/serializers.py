@@ -35,3 +35,15 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "key"]
         read_only_fields = fields
+
+
+class TotpEnrolledSerializer(serializers.Serializer):
+    uri = serializers.CharField(help_text="otpauth:// URI for an authenticator app; shown once")
+
+
+class TotpCodeSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=12, help_text="the current 6-digit code")
+
+
+class TotpStatusSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()

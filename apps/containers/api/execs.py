@@ -22,7 +22,7 @@ from rest_framework import mixins, parsers, renderers, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.containers import execs, relay
+from apps.containers import execs, logs, relay
 from apps.containers.api import streams
 from apps.containers.models import Container, Exec
 from apps.teams.api.base import TeamScopedViewSet
@@ -126,11 +126,14 @@ class ExecViewSet(JsonErrorsMixin, mixins.ListModelMixin, mixins.RetrieveModelMi
     @action(detail=True, methods=["get"],
             renderer_classes=[renderers.JSONRenderer, streams.EventStreamRenderer])
     def output(self, request, pk=None):
+        """An exec's output is a shell's: only who may run one may read it."""
         exec_ = self.get_object()
+        execs.require_operator(request.user, exec_.container)
         wants_events = streams.EVENT_STREAM in request.META.get("HTTP_ACCEPT", "")
         if wants_events:
             after = request.META.get("HTTP_LAST_EVENT_ID") or request.query_params.get("after")
-            return streams.event_stream_response(_events(exec_.id, after or "0"))
+            after = logs.parse_entry_id(after, "after") if after else "0"
+            return streams.event_stream_response(_events(exec_.id, after))
         response = streams.text_response(_raw(exec_.id))
         response["Content-Type"] = "application/octet-stream"
         return response

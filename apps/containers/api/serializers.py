@@ -27,6 +27,7 @@ class ContainerOptionsSerializer(serializers.Serializer):
     hostname = serializers.CharField(allow_null=True, help_text="null: the short id")
     read_only = serializers.BooleanField()
     tmpfs = serializers.DictField(child=serializers.CharField())
+    mounts = serializers.ListField(child=serializers.DictField())
     extra_hosts = serializers.ListField(child=serializers.CharField())
     sysctls = serializers.DictField(child=serializers.CharField())
     memory = serializers.IntegerField(allow_null=True, help_text="bytes")
@@ -40,10 +41,15 @@ class ContainerOptionsSerializer(serializers.Serializer):
     log_max_size = serializers.IntegerField(allow_null=True, help_text="bytes")
     log_max_files = serializers.IntegerField(allow_null=True)
     no_new_privileges = serializers.BooleanField()
+    userns = serializers.BooleanField()
     seccomp = serializers.ChoiceField(choices=["default", "unconfined"])
     tty = serializers.BooleanField()
     open_stdin = serializers.BooleanField()
     start = serializers.BooleanField()
+    network = serializers.CharField()
+    network_aliases = serializers.ListField(child=serializers.CharField())
+    ports = serializers.ListField(child=serializers.DictField())
+    networks = serializers.ListField(child=serializers.DictField())
 
 
 class ContainerSerializer(serializers.ModelSerializer):
@@ -119,6 +125,9 @@ class ContainerCreateSerializer(StrictSerializer):
     name = serializers.CharField(required=False, allow_blank=True, max_length=128)
     host = serializers.CharField(required=False, allow_blank=True, help_text="host name")
     team = serializers.SlugField(required=False, allow_blank=True, help_text="team slug")
+    constraints = _option(
+        STRINGS, 'without "host": host labels to match, e.g. ["region==eu", "disk!=hdd"]'
+    )
     env = _option({"oneOf": [STRINGS, STRING_MAP]}, '["K=V", ...] or {"K": "V"}')
     entrypoint = _option(
         {"oneOf": [STRINGS, {"type": "string"}]}, "replaces the image's Entrypoint"
@@ -129,6 +138,11 @@ class ContainerCreateSerializer(StrictSerializer):
     labels = _option(STRING_MAP, "string → string")
     read_only = _option({"type": "boolean"}, "read-only root filesystem")
     tmpfs = _option(STRING_MAP, '{"/run": "size=64m"}')
+    mounts = _option(
+        {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "object"}]}},
+        '"name:/path[:ro]", "/host/path:/path[:ro]", "/path" (anonymous volume), or '
+        "{type: bind|volume|tmpfs, source, target, read_only, options}",
+    )
     extra_hosts = _option(STRINGS, '["name:ip", ...] added to /etc/hosts')
     sysctls = _option(STRING_MAP, "namespaced sysctls only (net.*, fs.mqueue.*, IPC)")
     memory = _option(SIZE, 'bytes or "512m", "1g"; at least 6m')
@@ -145,6 +159,9 @@ class ContainerCreateSerializer(StrictSerializer):
     log_max_size = _option(SIZE, 'rotate the host\'s log file at this size, e.g. "10m"')
     log_max_files = _option({"type": "integer"}, "log files kept (needs log_max_size)")
     no_new_privileges = _option({"type": "boolean"}, "no_new_privs for the process")
+    userns = _option(
+        {"type": "boolean"}, "a user namespace of its own: root inside is unprivileged outside"
+    )
     seccomp = _option(
         {"type": "string", "enum": ["default", "unconfined"]}, "unconfined: site admins only"
     )
@@ -162,6 +179,13 @@ class ContainerCreateSerializer(StrictSerializer):
     )
     auto_remove = _option({"type": "boolean"}, "remove the container when it exits")
     start = _option({"type": "boolean"}, "false: only create it (start it later)")
+    network = _option({"type": "string"}, 'bridge (default), host, none or a team network')
+    network_aliases = _option(STRINGS, "more names for it on its team network")
+    ports = _option(
+        {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "object"}]}},
+        '"[host_ip:][host_port:]container_port[/udp]" (ranges "8000-8001:80-81"), or '
+        "{container_port, host_port (0: ephemeral), host_ip, protocol}",
+    )
 
 
 class StopSerializer(serializers.Serializer):
@@ -261,3 +285,6 @@ class StatsSerializer(serializers.Serializer):
 
 class RemoveQuerySerializer(serializers.Serializer):
     force = serializers.BooleanField(required=False, default=False)
+    volumes = serializers.BooleanField(
+        required=False, default=False, help_text="also remove its anonymous volumes (rm -v)"
+    )

@@ -98,7 +98,7 @@ class ContainerViewSet(
     def destroy(self, request, *args, **kwargs):
         container = self.get_object()
         query = _query(RemoveQuerySerializer, request)
-        services.remove_container(container, force=query["force"])
+        services.remove_container(container, force=query["force"], volumes=query["volumes"])
         return _accepted(container)
 
     @extend_schema(request=None, responses=ACCEPTED)
