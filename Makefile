@@ -19,6 +19,7 @@ status: $(STAMP)
 
 test: $(STAMP) $(SUPERVISOR)
 	@scripts/system-deps.sh test
+	@scripts/build-static.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) $(SUPERVISOR)
@@ -28,6 +29,7 @@ bench: $(STAMP) $(SUPERVISOR)
 	$(PY) bench/start_latency.py
 	$(PY) bench/density.py
 	$(PY) bench/logs.py
+	$(PY) bench/api.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -37,7 +39,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing Python dependencies into $(VENV) (log: $(VENV)/install.log)"
 	@$(PY) -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 \
-	  && $(PY) -m pip install -q -e '.[dev]' >> $(VENV)/install.log 2>&1 \
+	  && $(PY) -m pip install -q -e '.[dev,postgres]' >> $(VENV)/install.log 2>&1 \
 	  || { cat $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
 

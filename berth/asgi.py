@@ -17,6 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.containers.routing import websocket_urlpatterns  # noqa: E402
+from apps.dashboard.routing import websocket_urlpatterns as dashboard_websockets  # noqa: E402
 from berth.bodylimit import BodySizeLimit  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -24,7 +25,7 @@ application = ProtocolTypeRouter(
         "http": BodySizeLimit(django_asgi_app),
         # The origin check stops other sites from riding a user's session cookie.
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns + dashboard_websockets))
         ),
     }
 )

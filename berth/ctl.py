@@ -195,12 +195,21 @@ def manage(layout: Layout, *args: str) -> str:
     return result.stdout.strip()
 
 
+def build_static() -> None:
+    """Vendor the dashboard's npm libraries into static/vendor/ (a no-op when current)."""
+    result = subprocess.run([str(REPO / "scripts" / "build-static.sh")], cwd=REPO,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"scripts/build-static.sh failed:\n{result.stdout}{result.stderr}")
+
+
 # commands
 def up(layout: Layout) -> str:
     for directory in (layout.var, layout.run, layout.logs):
         directory.mkdir(parents=True, exist_ok=True)
     ensure_redis(layout)
     manage(layout, "migrate", "--noinput")
+    build_static()
     manage(layout, "collectstatic", "--noinput")
     admin_line = manage(layout, "ensure_admin")
     for name, argv in commands(layout).items():

@@ -5,14 +5,18 @@ set -euo pipefail
 
 runtime_packages=(redis-server busybox-static iproute2 iptables procps ca-certificates gcc libc6-dev
                   libseccomp2)
-test_packages=(docker-registry skopeo)
-bench_packages=(docker-registry skopeo docker.io runc)
+test_packages=(docker-registry skopeo chromium)
+bench_packages=(docker-registry skopeo docker.io runc postgresql)  # postgresql: bench/api.py
 
 wanted=("${runtime_packages[@]}")
 case "${1:-runtime}" in
   test) wanted+=("${test_packages[@]}") ;;
   bench) wanted+=("${bench_packages[@]}") ;;
 esac
+# The dashboard's front-end build (scripts/build-static.sh); a NodeSource nodejs brings its own npm.
+if ! command -v npm >/dev/null; then
+  wanted+=(nodejs npm)
+fi
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   wanted+=(python3-venv)
 fi

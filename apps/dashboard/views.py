@@ -1,4 +1,5 @@
-"""Server-rendered pages: a quick look at hosts and the user's containers, no JavaScript.
+"""Server-rendered pages: the overview and hosts (containers, images and accounts have
+modules of their own).
 
 Rows are restricted with the same ``restrict_to_teams`` helper the API uses,
 so a page can never show more than the API would.
@@ -6,27 +7,25 @@ so a page can never show more than the API would.
 
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from apps.containers.models import Container
+from apps.audit import services as audit
+from apps.containers.choices import State
+from apps.dashboard import access
 from apps.hosts.choices import HostStatus
 from apps.hosts.models import Host
-from apps.teams.services import restrict_to_teams, teams_of
-
-
-def _containers(user):
-    return restrict_to_teams(Container.objects.select_related("team", "host"), user)
+from apps.teams.services import teams_of
 
 
 @require_safe
 @login_required
 def overview(request):
     by_state = dict(
-        _containers(request.user).values_list("state").annotate(n=Count("pk")).order_by()
+        access.containers_of(request.user).values_list("state").annotate(n=Count("pk")).order_by()
     )
     context = {
         "hosts_online": Host.objects.filter(status=HostStatus.ONLINE).count(),
@@ -34,7 +33,11 @@ def overview(request):
         "by_state": sorted(by_state.items()),
         "containers_total": sum(by_state.values()),
         "teams": teams_of(request.user),
-        "recent": _containers(request.user)[:10],
+        "recent": access.containers_of(request.user)[:10],
+        "operations": access.operations_of(request.user)[:8],
+        "events": audit.visible_to(request.user)[:8],
+        "running": by_state.get("running", 0),
+        "stopped": by_state.get("exited", 0) + by_state.get("created", 0),
     }
     return render(request, "dashboard/overview.html", context)
 
@@ -42,18 +45,11 @@ def overview(request):
 @require_safe
 @login_required
 def hosts(request):
-    rows = Host.objects.annotate(n_containers=Count("containers"))
+    rows = Host.objects.annotate(
+        n_containers=Count("containers"),
+        n_running=Count("containers", filter=Q(containers__state=State.RUNNING)),
+    )
     return render(request, "dashboard/hosts.html", {"hosts": rows})
-
-
-@require_safe
-@login_required
-def containers(request):
-    rows = _containers(request.user)
-    state = request.GET.get("state")
-    if state:
-        rows = rows.filter(state=state)
-    return render(request, "dashboard/containers.html", {"containers": rows[:500], "state": state})
 
 
 @require_safe

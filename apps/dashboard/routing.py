@@ -1,0 +1,7 @@
+from django.urls import path
+
+from apps.dashboard.consumers import ContainerLogsConsumer
+
+websocket_urlpatterns = [
+    path("ws/containers/<str:container_id>/logs/", ContainerLogsConsumer.as_asgi()),
+]
