@@ -10,9 +10,11 @@ import shlex
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -32,7 +34,11 @@ from apps.teams.models import Team
 from apps.teams.services import is_site_admin, teams_of
 from berth.errors import ServiceError
 
-MAX_ROWS = 500
+# Rows per page: rendering is what costs, so a page stays fast however many containers exist.
+PAGE_SIZE = 50
+# What a row shows; the JSON columns (command, env, options, health...) stay in the database.
+ROW_FIELDS = ("id", "name", "state", "exit_code", "error", "image_reference", "created_at",
+              "team", "team__name", "host", "host__name")
 # Actions a page may ask for, with the service that does each (and its past tense).
 ACTIONS = {
     "start": (services.start_container, "start requested"),
@@ -60,8 +66,16 @@ def container_list(request):
         rows = rows.filter(team__slug=team)
     if query:
         rows = rows.filter(Q(name__icontains=query) | Q(image_reference__icontains=query))
+    # Newest first; the id breaks ties so no row falls between two pages.
+    rows = rows.only(*ROW_FIELDS).order_by("-created_at", "-id")
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    containers = list(page.object_list)
     context = {
-        "containers": rows[:MAX_ROWS],
+        "containers": containers,
+        "page": page,
+        # Creation times this page spans, for the live list to leave out rows of other pages.
+        "newest": containers[0].created_at.isoformat() if page.has_previous() else "",
+        "oldest": containers[-1].created_at.isoformat() if page.has_next() else "",
         "state": state,
         "q": query,
         "team": team,
@@ -76,10 +90,35 @@ def container_list(request):
 @require_safe
 @login_required
 def container_row(request, container_id: str):
-    """One table row, re-fetched by the list when a state event for it arrives."""
-    container = get_object_or_404(access.containers_of(request.user), pk=container_id)
+    """One table row, re-fetched by the list when a state event for it arrives.
+
+    ``newest``/``oldest`` are the creation times the asking page spans: a container
+    created outside them belongs on another page, so the answer is 204 and no row.
+    """
+    try:
+        newest, oldest = (_time_param(request, name) for name in ("newest", "oldest"))
+    except ValueError as exc:
+        return HttpResponseBadRequest(str(exc))
+    rows = access.containers_of(request.user).only(*ROW_FIELDS)
+    container = get_object_or_404(rows, pk=container_id)
+    created = container.created_at
+    if (newest and created > newest) or (oldest and created < oldest):
+        return HttpResponse(status=204)
     context = {"c": container, "acting": access.acting_team_ids(request.user)}
     return render(request, "dashboard/_container_row.html", context)
+
+
+def _time_param(request, name: str):
+    text = request.GET.get(name, "")
+    if not text:
+        return None
+    try:
+        moment = parse_datetime(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValueError(f"{name} must be an ISO 8601 time with its offset, not {text!r}")
+    return moment
 
 
 @require_safe

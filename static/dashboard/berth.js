@@ -62,13 +62,16 @@ window.Berth = (() => {
         htmx.ajax("GET", `/containers/${c.id}/row/`, { target: row, swap: "outerHTML" });
       } else if (!params.get("q") && [null, "", c.team].includes(params.get("team"))) {
         const rows = document.getElementById("container-rows");  // replaced on each refresh
-        rows.querySelector("tr.empty")?.remove();
-        htmx.ajax("GET", `/containers/${c.id}/row/`, { target: rows, swap: "afterbegin" });
+        rows.querySelector("tr.empty")?.remove();  // an empty page spans all times
+        // The creation times this page spans: a row of another page comes back empty (204).
+        const span = new URLSearchParams();
+        for (const bound of ["newest", "oldest"]) if (rows.dataset[bound]) span.set(bound, rows.dataset[bound]);
+        htmx.ajax("GET", `/containers/${c.id}/row/?${span}`, { target: rows, swap: "afterbegin" });
       }
     }, (on) => {
       setLive(document.getElementById("live"), on);
       // Changes made before the subscription took: re-read the rows once.
-      if (on) htmx.ajax("GET", location.href, { target: "#container-rows", select: "#container-rows", swap: "outerHTML" });
+      if (on) htmx.ajax("GET", location.href, { target: "#container-list", select: "#container-list", swap: "outerHTML" });
     });
   }
 
