@@ -17,8 +17,9 @@ from django.utils import timezone
 from apps.containers import relay
 from apps.containers.choices import EXEC_FINAL_STATES, ExecState, State
 from apps.containers.models import Container, Exec
+from apps.containers.operations import queue_action, settle_exec
 from apps.containers.options import parse_int
-from apps.hosts.services import send_to_host
+from apps.operations.choices import OperationKind
 from apps.teams.services import can_act
 from berth.errors import Conflict, Forbidden, InvalidInput, TooLarge
 from berth.timestamps import parse_iso
@@ -65,7 +66,10 @@ def start_exec(user, exec_: Exec) -> Exec:
         )
         if not claimed:
             raise Conflict(f"exec {exec_.id[:12]} was already started")
-        send_to_host(container.host, "agent.exec_start", [exec_.id, container.id, _spec(exec_)])
+        args = [exec_.id, container.id, _spec(exec_)]
+        queue_action(
+            OperationKind.EXEC, container, "agent.exec_start", args, user=user, target=exec_.id
+        )
     exec_.refresh_from_db()
     return exec_
 
@@ -106,8 +110,16 @@ def kill_exec(user, exec_: Exec, signum: Any = 9) -> None:
 def apply_report(exec_id: str, report: dict) -> bool:
     """The agent's word on an exec: ``running`` (pid), ``exited`` or ``failed``.
 
-    Compare-and-set on the state, so a late ``running`` never overwrites ``exited``.
+    Compare-and-set on the state, so a late ``running`` never overwrites ``exited``;
+    a report that changed the exec also moves its operation.
     """
+    applied = _apply_exec_report(exec_id, report)
+    if applied:
+        settle_exec(exec_id, report)
+    return applied
+
+
+def _apply_exec_report(exec_id: str, report: dict) -> bool:
     state = report.get("state")
     now = timezone.now()
     rows = Exec.objects.filter(pk=exec_id)

@@ -36,13 +36,20 @@ from apps.containers.choices import (
 from apps.containers.events import event_from_container, send_container_event
 from apps.containers.models import Container
 from apps.containers.names import generate_name, name_error
+from apps.containers.operations import (
+    queue_action,
+    recorded_call,
+    settle_removal,
+    settle_report,
+)
 from apps.hosts import scheduling
 from apps.hosts.models import Host
-from apps.hosts.services import call_host, send_to_host
+from apps.hosts.services import call_host
 from apps.images.models import Image
 from apps.images.reference import normalize_reference
 from apps.images.services import images_usable_by
 from apps.networks import services as network_services
+from apps.operations.choices import OperationKind
 from apps.teams import policy as team_policy
 from apps.teams.services import resolve_team_for_create
 from apps.volumes.services import prepare_mounts
@@ -95,7 +102,7 @@ def create_container(user, data: dict) -> Container:
         team_policy.check_quota(team, user, parsed.options)
         fields["options"] = prepare_mounts(user, team, image, parsed.options)
         fields["options"] = network_services.prepare_network(team, image.host, fields["options"])
-        container = _insert(team, image, fields, name)
+        container = _insert(team, image, fields, name, user)
         details = {"image": container.image_reference, "host": container.host.name}
         record("container.create", container, details=details)
         return container
@@ -199,11 +206,11 @@ def _image_on_named_host(reference: str, team, host_name: Any) -> Image:
     return image
 
 
-def _insert(team, image: Image, fields: dict, name: str | None) -> Container:
+def _insert(team, image: Image, fields: dict, name: str | None, user=None) -> Container:
     """Insert with the given name, or with generated names until one is free in the team."""
     if name is not None:
         try:
-            return _insert_row(team, image, fields, name)
+            return _insert_row(team, image, fields, name, user)
         except IntegrityError:
             raise InvalidInput(
                 f"name {name!r} is already taken in team {team.slug}", field="name"
@@ -213,7 +220,7 @@ def _insert(team, image: Image, fields: dict, name: str | None) -> Container:
         if attempt >= NAME_ATTEMPTS // 2:  # a crowded team: widen the name space
             candidate = f"{candidate}_{secrets.token_hex(2)}"
         try:
-            return _insert_row(team, image, fields, candidate)
+            return _insert_row(team, image, fields, candidate, user)
         except IntegrityError:
             continue
     raise InvalidInput("could not generate a free container name; pass 'name'", field="name")
@@ -227,7 +234,7 @@ def _check_name(name: Any) -> None:
         raise InvalidInput(problem, field="name")
 
 
-def _insert_row(team, image: Image, fields: dict, name: str) -> Container:
+def _insert_row(team, image: Image, fields: dict, name: str, user=None) -> Container:
     """Insert and queue the run in one savepoint: a name clash rolls back the message too."""
     with transaction.atomic():
         container = Container.objects.create(
@@ -238,7 +245,8 @@ def _insert_row(team, image: Image, fields: dict, name: str) -> Container:
             image_reference=image.reference,
             **fields,
         )
-        send_to_host(image.host, "agent.container_run", [container.id, run_spec(container)])
+        args = [container.id, run_spec(container)]
+        queue_action(OperationKind.CREATE, container, "agent.container_run", args, user=user)
         _announce(container)
     return container
 
@@ -267,7 +275,7 @@ def run_spec(container: Container) -> dict:
 def start_container(container: Container) -> Container:
     """Start a created or exited container (``docker start``); the agent reports the rest."""
     _require_state(container, STARTABLE_STATES, "start")
-    send_to_host(container.host, "agent.container_start", [container.id])
+    queue_action(OperationKind.START, container, "agent.container_start", [container.id])
     record("container.start", container)
     return container
 
@@ -276,7 +284,7 @@ def stop_container(container: Container, timeout: int | None = None) -> Containe
     """SIGTERM (or the stop signal), then SIGKILL after ``timeout`` (default: its stop_timeout)."""
     timeout = _stop_timeout(container, timeout)
     _require_signallable(container, "stop")
-    send_to_host(container.host, "agent.container_stop", [container.id, timeout])
+    queue_action(OperationKind.STOP, container, "agent.container_stop", [container.id, timeout])
     record("container.stop", container, details={"timeout": timeout})
     return container
 
@@ -285,7 +293,8 @@ def restart_container(container: Container, timeout: int | None = None) -> Conta
     """Stop (as ``stop_container``) and start again; a stopped container just starts."""
     timeout = _stop_timeout(container, timeout)
     _require_state(container, ON_HOST_STATES, "restart")
-    send_to_host(container.host, "agent.container_restart", [container.id, timeout])
+    args = [container.id, timeout]
+    queue_action(OperationKind.RESTART, container, "agent.container_restart", args)
     record("container.restart", container, details={"timeout": timeout})
     return container
 
@@ -293,21 +302,21 @@ def restart_container(container: Container, timeout: int | None = None) -> Conta
 def kill_container(container: Container, signal: Any = DEFAULT_KILL_SIGNAL) -> Container:
     number = parse_signal(signal)
     _require_signallable(container, "kill")
-    send_to_host(container.host, "agent.container_kill", [container.id, number])
+    queue_action(OperationKind.KILL, container, "agent.container_kill", [container.id, number])
     record("container.kill", container, details={"signal": number})
     return container
 
 
 def pause_container(container: Container) -> Container:
     _require_state(container, {State.RUNNING}, "pause")
-    send_to_host(container.host, "agent.container_pause", [container.id])
+    queue_action(OperationKind.PAUSE, container, "agent.container_pause", [container.id])
     record("container.pause", container)
     return container
 
 
 def unpause_container(container: Container) -> Container:
     _require_state(container, {State.PAUSED}, "unpause")
-    send_to_host(container.host, "agent.container_unpause", [container.id])
+    queue_action(OperationKind.UNPAUSE, container, "agent.container_unpause", [container.id])
     record("container.unpause", container)
     return container
 
@@ -363,12 +372,13 @@ def update_container(container: Container, data: Any) -> Container:
         container_options.check_auto_remove(container.auto_remove, restart)
     _require_state(container, ON_HOST_STATES, "update")
     limits = container_options.agent_limits(changes)
-    call_host(
-        container.host,
-        "agent.container_update",
-        [container.id, limits or None, restart],
-        settings.BERTH_CONTAINER_RPC_TIMEOUT,
-    )
+    with recorded_call(OperationKind.UPDATE, container):
+        call_host(
+            container.host,
+            "agent.container_update",
+            [container.id, limits or None, restart],
+            settings.BERTH_CONTAINER_RPC_TIMEOUT,
+        )
     updated = _store_update(container, changes, restart)
     record("container.update", updated, details={**changes, "restart_policy": restart})
     return updated
@@ -432,7 +442,7 @@ def remove_container(container: Container, force: bool = False, volumes: bool = 
     Container.objects.filter(pk=container.pk).update(state=State.REMOVING)
     container.state = State.REMOVING
     args = [container.id, bool(force)] + ([True] if volumes else [])
-    send_to_host(container.host, "agent.container_remove", args)
+    queue_action(OperationKind.REMOVE, container, "agent.container_remove", args)
     record("container.remove", container, details={"force": bool(force), "volumes": bool(volumes)})
     _announce(container)
     return container
@@ -612,11 +622,13 @@ def apply_report(container_id: str, report: dict) -> bool:
         log.debug("report seq %s for %s ignored (stale or unknown)", parsed.seq, container_id)
         return False
     network_services.record_report(container_id, report)
+    settle_report(container_id, parsed.state, parsed.error)
     container = Container.objects.select_related("team", "host").get(pk=container_id)
     _announce(container)
     if parsed.state == State.EXITED and container.auto_remove:
         # As docker run --rm: its anonymous volumes go with it.
-        send_to_host(container.host, "agent.container_remove", [container.id, True, True])
+        args = [container.id, True, True]
+        queue_action(OperationKind.REMOVE, container, "agent.container_remove", args)
     return True
 
 
@@ -624,6 +636,7 @@ def _apply_removal(container_id: str, rows, parsed: Report) -> bool:
     container = rows.select_related("team", "host").first()
     if container is None:
         return False
+    settle_removal(container, parsed.error)
     deleted, _ = rows.delete()
     if deleted:
         container.state_seq = parsed.seq

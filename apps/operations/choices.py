@@ -12,6 +12,18 @@ class OperationKind(models.TextChoices):
     COPY_IN = "copy_in", "Copy in"
     EXPORT = "export", "Export"
     COMMIT = "commit", "Commit"
+    # Container actions and exec starts (apps/containers/operations.py): queued for the
+    # agent, closed by its state reports (update is an RPC, closed by the caller).
+    CREATE = "create", "Create"
+    START = "start", "Start"
+    STOP = "stop", "Stop"
+    RESTART = "restart", "Restart"
+    KILL = "kill", "Kill"
+    PAUSE = "pause", "Pause"
+    UNPAUSE = "unpause", "Unpause"
+    UPDATE = "update", "Update"
+    REMOVE = "remove", "Remove"
+    EXEC = "exec", "Exec"
 
 
 class OperationStatus(models.TextChoices):

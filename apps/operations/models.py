@@ -1,4 +1,5 @@
-"""Long image work an agent does for a team (pull, push, load, import, save).
+"""Work an agent does for a team: image work (pull, push, load, import, save), container
+files, and container actions and exec starts (``apps/containers/operations.py``).
 
 The row is created ``queued`` before the agent is told; the agent's progress
 reports move it to ``running`` and its finish report to ``succeeded`` or
