@@ -29,6 +29,7 @@ bench: $(STAMP) $(SUPERVISOR)
 	$(PY) bench/start_latency.py
 	$(PY) bench/density.py
 	$(PY) bench/logs.py
+	$(PY) bench/net.py
 	$(PY) bench/api.py
 
 lint: $(STAMP)
