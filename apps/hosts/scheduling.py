@@ -25,6 +25,7 @@ from django.db.models.functions import Cast
 
 from apps.hosts.choices import HostStatus
 from apps.hosts.models import Host
+from apps.teams import policy
 from berth.errors import InvalidInput
 
 MAX_CONSTRAINTS = 32
@@ -136,3 +137,21 @@ def why_not(host: Host, team, constraints: Iterable[Constraint]) -> str:
         if not rule.matches(host.labels or {}):
             return f"does not match {rule}"
     return "too full"
+
+
+def host_for_resource(team, host_name: Any) -> Host:
+    """The host a team's new volume or network goes on: the one named, else the first
+    online host the team's policy allows."""
+    if host_name is not None:
+        host = Host.objects.filter(name=host_name).first() if isinstance(host_name, str) else None
+        if host is None:
+            raise InvalidInput(f"unknown host {host_name!r}", field="host")
+        if not host.is_online:
+            raise InvalidInput(f"host {host.name} is offline", field="host")
+        policy.check_host_allowed(team, host)
+        return host
+    online = Host.objects.filter(status=HostStatus.ONLINE).order_by("name")
+    host = policy.allowed_hosts(team, online).first()
+    if host is None:
+        raise InvalidInput("no online host the team may use; pass 'host'", field="host")
+    return host

@@ -17,13 +17,12 @@ from django.db import IntegrityError, transaction
 
 from apps.containers.choices import State
 from apps.containers.models import Container
-from apps.hosts.choices import HostStatus
+from apps.hosts import scheduling
 from apps.hosts.models import Host
 from apps.hosts.services import call_host
 from apps.networks.choices import DEFAULT_NETWORK, MODES
 from apps.networks.models import ContainerNetwork, Network
 from apps.networks.options import parse_aliases, parse_network
-from apps.teams import policy as team_policy
 from apps.teams.services import resolve_team_for_create, restrict_to_teams
 from berth.errors import Conflict, InvalidInput, NotFound
 
@@ -66,7 +65,7 @@ def create_network(user, data: Any) -> Network:
     labels = data.get("labels") or {}
     if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
         raise InvalidInput("'labels' must be an object of strings", field="labels")
-    host = _host_for(team, data.get("host") or None)
+    host = scheduling.host_for_resource(team, data.get("host") or None)
     if Network.objects.filter(team=team, host=host, name=name).exists():
         raise Conflict(f"network {name} already exists on host {host.name}")
     report = _call(host, "agent.network_create",
@@ -89,22 +88,6 @@ def _optional(data: dict, key: str, pattern: re.Pattern, what: str) -> str | Non
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidInput(f"invalid {key} {value!r}: {what}", field=key)
     return value
-
-
-def _host_for(team, host_name: Any) -> Host:
-    if host_name is not None:
-        host = Host.objects.filter(name=host_name).first() if isinstance(host_name, str) else None
-        if host is None:
-            raise InvalidInput(f"unknown host {host_name!r}", field="host")
-        if not host.is_online:
-            raise InvalidInput(f"host {host.name} is offline", field="host")
-        team_policy.check_host_allowed(team, host)
-        return host
-    online = Host.objects.filter(status=HostStatus.ONLINE).order_by("name")
-    host = team_policy.allowed_hosts(team, online).first()
-    if host is None:
-        raise InvalidInput("no online host the team may use; pass 'host'", field="host")
-    return host
 
 
 def remove_network(network: Network) -> None:

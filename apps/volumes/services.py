@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.containers.models import Container
-from apps.hosts.choices import HostStatus
+from apps.hosts import scheduling
 from apps.hosts.models import Host
 from apps.hosts.services import call_host
 from apps.teams import policy as team_policy
@@ -79,7 +79,7 @@ def create_volume(user, data: Any) -> tuple[Volume, bool]:
     driver = data.get("driver") or "local"
     if driver != "local":
         raise InvalidInput(f'unknown volume driver {driver!r}: only "local"', field="driver")
-    host = _host_for(team, data.get("host") or None)
+    host = scheduling.host_for_resource(team, data.get("host") or None)
     existing = Volume.objects.filter(team=team, host=host, name=name).first()
     if existing is not None:
         return existing, False
@@ -97,22 +97,6 @@ def create_volume(user, data: Any) -> tuple[Volume, bool]:
     except IntegrityError:
         return Volume.objects.get(team=team, host=host, name=name), False
     return volume, True
-
-
-def _host_for(team, host_name: Any) -> Host:
-    if host_name is not None:
-        host = Host.objects.filter(name=host_name).first() if isinstance(host_name, str) else None
-        if host is None:
-            raise InvalidInput(f"unknown host {host_name!r}", field="host")
-        if not host.is_online:
-            raise InvalidInput(f"host {host.name} is offline", field="host")
-        team_policy.check_host_allowed(team, host)
-        return host
-    online = Host.objects.filter(status=HostStatus.ONLINE).order_by("name")
-    host = team_policy.allowed_hosts(team, online).first()
-    if host is None:
-        raise InvalidInput("no online host the team may use; pass 'host'", field="host")
-    return host
 
 
 def _report_fields(report: dict) -> dict:
