@@ -57,7 +57,8 @@ def main() -> int:
     layout = ctl.Layout(var=var, bind=f"127.0.0.1:{free_port()}",
                         redis_url=base_layout.redis_url.rsplit("/", 1)[0] + "/12",
                         host_name=f"bench-{secrets.token_hex(3)}", agent_root=var / "agent",
-                        python=base_layout.python)
+                        python=base_layout.python,
+                        docker_tcp="off", docker_socket="off")  # not measured here
     try:
         ctl.up(layout)
         token = ctl.manage(layout, "create_token", "admin")

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
-SERVICES = ("web", "control", "agent")  # started in this order, stopped in reverse
+SERVICES = ("web", "docker", "control", "agent")  # started in this order, stopped in reverse
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Layout:
     host_name: str
     agent_root: Path
     python: str
+    docker_tcp: str = "127.0.0.1:2375"  # the Docker Engine API (apps/dockerapi); "off": none
+    docker_socket: str = "/run/berth/docker.sock"
 
     @property
     def run(self) -> Path:
@@ -64,6 +66,8 @@ class Layout:
             host_name=os.environ.get("BERTH_HOST_NAME") or socket.gethostname(),
             agent_root=Path(os.environ.get("BERTH_AGENT_ROOT") or "/var/lib/berth"),
             python=sys.executable,
+            docker_tcp=os.environ.get("BERTH_DOCKER_TCP") or "127.0.0.1:2375",
+            docker_socket=os.environ.get("BERTH_DOCKER_SOCKET") or "/run/berth/docker.sock",
         )
 
 
@@ -78,6 +82,8 @@ def commands(layout: Layout) -> dict[str, list[str]]:
                     "-n", f"control@{layout.host_name}", "--loglevel", "INFO",
                     "--without-mingle", "--without-gossip"],
         "agent": [py, "manage.py", "agent"],
+        "docker": [py, "-m", "apps.dockerapi", "--tcp", layout.docker_tcp,
+                   "--unix", layout.docker_socket, "--web-url", layout.url],
     }
 
 
@@ -187,6 +193,19 @@ def web_healthy(layout: Layout) -> bool:
         return False
 
 
+def docker_api_healthy(layout: Layout) -> bool:
+    """The Docker API answers ``/_ping`` on its TCP port (or, with TCP off, has its socket)."""
+    if layout.docker_tcp.lower() == "off":
+        return layout.docker_socket.lower() == "off" or Path(layout.docker_socket).is_socket()
+    host, port = layout.docker_tcp.rsplit(":", 1)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=1) as sock:
+            sock.sendall(b"GET /_ping HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n")
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
 def manage(layout: Layout, *args: str) -> str:
     result = subprocess.run([layout.python, "manage.py", *args], cwd=REPO, env=layout.env(),
                             capture_output=True, text=True)
@@ -216,6 +235,8 @@ def up(layout: Layout) -> str:
         start(layout, name, argv)
     if not wait_until(lambda: web_healthy(layout), 60):
         raise SystemExit(f"the web server did not become healthy; see {layout.logs}/web.log")
+    if not wait_until(lambda: docker_api_healthy(layout), 30):
+        raise SystemExit(f"the Docker API did not start; see {layout.logs}/docker.log")
     manage(layout, "wait_host", layout.host_name, "--timeout", "90")
     return admin_line
 

@@ -5,7 +5,7 @@ set -euo pipefail
 
 runtime_packages=(redis-server busybox-static iproute2 iptables procps ca-certificates gcc libc6-dev
                   libseccomp2)
-test_packages=(docker-registry skopeo chromium)
+test_packages=(docker-registry skopeo chromium docker.io)  # docker.io: the reference dockerd
 bench_packages=(docker-registry skopeo docker.io runc postgresql)  # postgresql: bench/api.py
 
 wanted=("${runtime_packages[@]}")

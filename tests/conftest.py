@@ -35,7 +35,8 @@ def stack_layout(var: Path, redis_url: str, **overrides) -> ctl.Layout:
     """A Layout for services started by tests: private var dir, ports and agent root."""
     base = ctl.Layout.from_env()
     values = dict(var=var, bind=base.bind, redis_url=redis_url, host_name=base.host_name,
-                  agent_root=var / "agent", python=base.python)
+                  agent_root=var / "agent", python=base.python,
+                  docker_tcp=f"127.0.0.1:{free_port()}", docker_socket=str(var / "docker.sock"))
     values.update(overrides)
     return ctl.Layout(**values)
 
