@@ -222,24 +222,13 @@ class NetworkedDockerd(PrivateDockerd):
     """PrivateDockerd with Docker's default networking: docker0, iptables, userland proxy.
     Its bridges and iptables chains are removed again on exit."""
 
+    networking_args = ()
+
     def __enter__(self):
-        if not shutil.which("dockerd"):
-            raise SystemExit("dockerd is missing: apt-get install docker.io")
         if Path("/sys/class/net/docker0").exists():
             raise SystemExit("a docker0 bridge exists already: is another dockerd running?")
         self.forward_policy = _policy("FORWARD")
-        args = ["dockerd", "--data-root", str(self.root / "data"), "--exec-root",
-                str(self.root / "exec"), "-H", f"unix://{self.socket}", "--pidfile",
-                str(self.root / "docker.pid")]
-        log = open(self.root / "dockerd.log", "wb")  # noqa: SIM115 - the child's
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.docker("version", check=False).returncode == 0:
-                return self
-            time.sleep(0.2)
-        raise SystemExit(f"dockerd did not start: {(self.root / 'dockerd.log').read_text()}")
+        return super().__enter__()
 
     def __exit__(self, *exc):
         self.docker("rm", "-f", *self._all_containers(), check=False)

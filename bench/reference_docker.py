@@ -16,13 +16,15 @@ class PrivateDockerd:
         self.insecure = list(insecure_registries)
         self.process = None
 
+    # Without Docker's own networking, unless a benchmark measures it (bench/net.py).
+    networking_args = ("--bridge", "none", "--iptables=false", "--ip6tables=false")
+
     def __enter__(self) -> "PrivateDockerd":
         if not shutil.which("dockerd"):
             raise SystemExit("dockerd is missing: apt-get install docker.io")
         args = ["dockerd", "--data-root", str(self.root / "data"), "--exec-root",
                 str(self.root / "exec"), "-H", f"unix://{self.socket}", "--pidfile",
-                str(self.root / "docker.pid"), "--bridge", "none", "--iptables=false",
-                "--ip6tables=false"]
+                str(self.root / "docker.pid"), *self.networking_args]
         args += [f"--insecure-registry={r}" for r in self.insecure]
         log = open(self.root / "dockerd.log", "wb")  # noqa: SIM115 - the child's
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,

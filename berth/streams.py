@@ -16,7 +16,8 @@ def exec_output(exec_id: str) -> str:
 
 
 def attach_input(container_id: str) -> str:
-    """Client → a container's own stdin or terminal: ``{d: bytes}``, ``{resize: "rows cols"}``.
+    """Client → a container's own stdin or terminal: ``{d: bytes}``, ``{resize: "rows cols"}``,
+    ``{eof: 1}`` (close an open stdin).
 
     The agent deletes each entry once written, so a later attacher never replays it.
     """

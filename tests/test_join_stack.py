@@ -63,7 +63,10 @@ def test_a_second_agent_joins_with_a_token(stack, tmp_path):
     assert f"berth-host-{name}:" in credentials["REDIS_URL"]
 
     root = tmp_path / "agent"
-    env = {**layout.env(), **credentials, "BERTH_AGENT_ROOT": str(root)}
+    # A network prefix of its own: at start an agent removes the links and rules of its
+    # prefix that none of its containers hold, which would be the stack agent's.
+    env = {**layout.env(), **credentials, "BERTH_AGENT_ROOT": str(root),
+           "BERTH_NET_PREFIX": f"j{os.getpid() % 0xFFFFFF:06x}"}
     log = open(tmp_path / "agent.log", "wb")  # noqa: SIM115 - closed in finally
     agent = subprocess.Popen(
         [layout.python, "manage.py", "agent"],

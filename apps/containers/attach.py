@@ -45,7 +45,7 @@ def attach(user, container: Container) -> str:
     return last_log_id(container.id)
 
 
-def send_input(user, container: Container, data: bytes) -> None:
+def send_input(user, container: Container, data: bytes, *, close: bool = False) -> None:
     require_operator(user, container)
     if not takes_input(container):
         raise Conflict(f"container {container.short_id} has no open stdin and no terminal")
@@ -55,6 +55,8 @@ def send_input(user, container: Container, data: bytes) -> None:
         raise TooLarge(f"send input in pieces of at most {MAX_INPUT} bytes")
     if data:
         _send(container.id, {"d": data})
+    if close:
+        _send(container.id, {"eof": 1})  # the container then reads end of file
 
 
 def resize(user, container: Container, rows: Any, columns: Any) -> None:

@@ -38,6 +38,7 @@ DRAIN_MS = 500  # after the container finished: wait this long for its last reco
 CONNECT_TIMEOUT = 5
 SOCKET_TIMEOUT = 30
 REDIS_ERRORS = (redis.RedisError, OSError)
+REMOVED_STREAM_GRACE = 30  # seconds a removed container's log stream stays readable
 
 ENTRY_ID = re.compile(r"(\d+)-(\d+)")
 RFC3339 = re.compile(
@@ -382,9 +383,11 @@ async def follow(
 
 
 def delete_stream(container_id: str) -> bool:
-    """Drop the container's stream (it was removed); Redis errors are logged, not raised."""
+    """Drop the container's stream (it was removed) after a short grace, so a reader
+    still following it (``docker run --rm``'s attach) gets to its end.
+    Redis errors are logged, not raised."""
     try:
-        _client().delete(stream_key(container_id))
+        _client().expire(stream_key(container_id), REMOVED_STREAM_GRACE)
     except REDIS_ERRORS as exc:
         log.warning("could not delete the log stream of container %s: %s", container_id, exc)
         return False

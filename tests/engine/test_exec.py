@@ -273,3 +273,15 @@ def test_a_non_root_terminal_belongs_to_its_user(runtime):
         assert process.wait() == 0
     finally:
         process.close()
+
+
+def test_closing_an_attached_stdin_gives_the_container_end_of_file(runtime):
+    start(runtime, "sh", "-c", "wc -l; echo done", open_stdin=True)
+    attached = runtime.attach_input("c1")
+    attached.write(b"one\ntwo\n")
+    attached.close()
+    time.sleep(0.3)
+    assert runtime.state("c1")["state"] == "running"  # the supervisor still holds stdin
+    runtime.close_stdin("c1")
+    assert runtime.wait("c1", 10)
+    assert runtime.logs("c1").split() == ["2", "done"]

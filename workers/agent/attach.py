@@ -69,13 +69,20 @@ class AttachPumps:
             answer = self.redis.xread({key: "0"}, count=100, block=BLOCK_MS)
             for _, entries in answer:
                 for entry_id, fields in entries:
+                    self.redis.xdel(key, entry_id)
+                    if b"eof" in fields and not target.terminal:
+                        # Our duplicate goes first: the container sees end of file
+                        # once the supervisor has dropped the last writing end too.
+                        target.close()
+                        with contextlib.suppress(RuntimeError_):
+                            self.runtime.close_stdin(container_id)
+                        return
                     with contextlib.suppress(OSError, ValueError):
                         if b"d" in fields:
                             target.write(fields[b"d"])
                         elif b"resize" in fields:
                             rows, columns = (int(n) for n in fields[b"resize"].split())
                             target.resize(rows, columns)
-                    self.redis.xdel(key, entry_id)
 
     def _state(self, container_id: str) -> str | None:
         try:

@@ -27,6 +27,7 @@ STREAM_MAXLEN = 200_000
 BATCH = 2000
 READ_SIZE = 1 << 20
 RETRY_INTERVAL = 1.0
+REMOVED_STREAM_GRACE = 30  # seconds a removed container's stream stays readable
 
 
 def stream_key(container_id: str) -> str:
@@ -187,15 +188,18 @@ class LogShipper:
         self.ship(container_id)
 
     def forget(self, container_id: str) -> None:
+        """The container is being removed: ship its last lines, then let the stream go
+        after a grace, so a reader still following it (`docker run --rm`) gets to its end."""
+        self.ship(container_id)
         with self._lock:
             follower = self.followers.pop(container_id, None)
         if follower:
             follower.close()
             self.watcher.forget(str(follower.directory))
         try:
-            self.redis.delete(stream_key(container_id))
+            self.redis.expire(stream_key(container_id), REMOVED_STREAM_GRACE)
         except redis.RedisError as exc:
-            log.warning("could not delete the log stream of %s: %s", container_id, exc)
+            log.warning("could not expire the log stream of %s: %s", container_id, exc)
 
     def ship(self, container_id: str) -> bool:
         """Ship what is new; False when Redis refused, to be tried again later."""

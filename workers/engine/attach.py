@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import stat
 import struct
 import termios
@@ -39,8 +40,10 @@ class ContainerInput:
             fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
 
 
 def open_input(container_dir: Path) -> ContainerInput:
@@ -71,3 +74,18 @@ def open_input(container_dir: Path) -> ContainerInput:
         os.close(fd)
         raise AttachError(f"container {container_dir.name} is restarting; attach again")
     return ContainerInput(fd, terminal)
+
+
+def close_stdin(container_dir: Path) -> None:
+    """End the container's open stdin: berth-supervisor drops the last writing end."""
+    current = state.read_state(container_dir)
+    shim_pid = current.get("shim_pid")
+    pidfd = L.pidfd_open(shim_pid) if shim_pid and current.get("stdin_fd") is not None else None
+    if pidfd is None:
+        raise AttachError(f"container {container_dir.name} has no open stdin to close")
+    try:
+        if state.process_start_time(shim_pid) != current.get("shim_start"):
+            raise AttachError(f"container {container_dir.name} is not running")
+        signal.pidfd_send_signal(pidfd, signal.SIGURG)
+    finally:
+        os.close(pidfd)

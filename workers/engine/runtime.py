@@ -236,6 +236,13 @@ class Runtime:
         except (attach.AttachError, OSError) as exc:
             raise RuntimeError_(str(exc)) from None
 
+    def close_stdin(self, container_id: str) -> None:
+        """End of file on the running container's open stdin (`docker run -i` input done)."""
+        try:
+            attach.close_stdin(self.existing(container_id))
+        except (attach.AttachError, OSError) as exc:
+            raise RuntimeError_(str(exc)) from None
+
     def _start_shim(self, path: Path) -> bytes:
         """Have the zygote fork the container's shim; its one line says how the start went."""
         try:

@@ -152,8 +152,10 @@ def _run_once(container_dir: Path, config: dict, cgroup, report, restarts: int) 
                           console_fd=out_r if console is not None else None)
     if report:
         _tell(report, {"ok": True, "state": current})
+    os.environ.pop("BERTH_STDIN_FD", None)
     if in_w >= 0:
         os.set_inheritable(in_w, True)  # held open across exec by berth-supervisor
+        os.environ["BERTH_STDIN_FD"] = str(in_w)  # which it closes on SIGURG
     _hand_over(container_dir, config, cgroup, pid, out_r, err_r, current)
 
 

@@ -3,6 +3,7 @@
     POST /api/containers/<id>/attach/          start feeding input; answers the log id to
                                                follow output after (logs/events/?after=)
     POST /api/containers/<id>/attach/input/    raw body → the container's stdin or terminal
+                                               (``?close=1``: then end of file)
     POST /api/containers/<id>/attach/resize/   {"rows", "columns"} of its terminal
 """
 
@@ -36,7 +37,8 @@ class ContainerAttachViewSet(JsonErrorsMixin, TeamScopedViewSet):
     @action(detail=True, methods=["post"], url_path="attach/input", url_name="attach-input",
             parser_classes=[RawParser])
     def attach_input(self, request, pk=None):
-        attach.send_input(request.user, self.get_object(), request.data or b"")
+        close = request.query_params.get("close") in ("1", "true")
+        attach.send_input(request.user, self.get_object(), request.data or b"", close=close)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=ResizeSerializer, responses={204: None})

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,21 @@ static int sealed_copy(const char *path)
     return copy;
 }
 
+/* The writing end of the container's open stdin (BERTH_STDIN_FD), held so stdin stays
+ * open between attachers; SIGURG (ignored by default, so a signal that arrives while
+ * the Python shim runs is harmless) closes it: the container then reads end of file,
+ * as after `docker run -i` with piped input. */
+static int stdin_fd = -1;
+
+static void close_stdin(int signo)
+{
+    (void)signo;
+    if (stdin_fd >= 0) {
+        close(stdin_fd);
+        stdin_fd = -1;
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 15) {
@@ -314,6 +330,15 @@ int main(int argc, char **argv)
     const char *started_at = argv[10], *shim_start = argv[11], *oom_file = argv[12];
     char *cgroup_dirs = argv[13];
     const char *python = argv[14];
+
+    const char *held = getenv("BERTH_STDIN_FD");
+    stdin_fd = held ? atoi(held) : -1;
+    struct sigaction on_urg;
+    memset(&on_urg, 0, sizeof on_urg);
+    on_urg.sa_handler = close_stdin;
+    on_urg.sa_flags = SA_RESTART;
+    sigemptyset(&on_urg.sa_mask);
+    sigaction(SIGURG, &on_urg, NULL);
 
     struct timespec began, ended;
     clock_gettime(CLOCK_MONOTONIC, &began);
