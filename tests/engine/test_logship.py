@@ -110,7 +110,7 @@ def test_rotated_logs_are_shipped_whole(runtime, private_redis):
     assert [int(f[b"l"]) for _, f in entries(client, "c1")] == list(range(1, 2001))
 
 
-def test_forget_ships_the_last_lines_then_lets_the_stream_expire(runtime, private_redis):
+def test_last_lines_shipped_before_removal_outlive_it_for_a_while(runtime, private_redis):
     client = private_redis["client"]
     shipper = LogShipper(private_redis["url"], runtime.root)
     run(runtime, "echo one")
@@ -119,6 +119,8 @@ def test_forget_ships_the_last_lines_then_lets_the_stream_expire(runtime, privat
     assert len(entries(client, "c1")) == 1
     with open(runtime.path("c1") / "container.log", "ab") as log:  # written, not yet shipped
         log.write(b"2026-01-01T00:00:00.000000000Z stdout F two\n")
+    shipper.ship("c1")  # as the agent does before it removes a container
+    runtime.remove("c1")
     shipper.forget("c1")
     assert [f[b"l"] for _, f in entries(client, "c1")] == [b"one", b"two"]
     assert 0 < client.ttl(stream_key("c1")) <= 30

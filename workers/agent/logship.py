@@ -188,9 +188,8 @@ class LogShipper:
         self.ship(container_id)
 
     def forget(self, container_id: str) -> None:
-        """The container is being removed: ship its last lines, then let the stream go
-        after a grace, so a reader still following it (`docker run --rm`) gets to its end."""
-        self.ship(container_id)
+        """The container was removed: stop following, and let its stream go after a grace,
+        so a reader still following it (`docker run --rm`) gets to its end."""
         with self._lock:
             follower = self.followers.pop(container_id, None)
         if follower:

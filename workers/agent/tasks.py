@@ -101,6 +101,7 @@ def container_remove(container_id: str, force: bool = False, volumes: bool = Fal
 def _remove(container_id: str, force: bool, volumes: bool = False) -> None:
     agent = node()
     anonymous = volume_tasks.anonymous_volumes(container_id) if volumes else []
+    agent.shipper.ship(container_id)  # its last lines, before its files go
     try:
         final = agent.runtime.remove(container_id, force, volumes=volumes)
     except NoSuchContainer:
