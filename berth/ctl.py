@@ -34,6 +34,7 @@ class Layout:
     python: str
     docker_tcp: str = "127.0.0.1:2375"  # the Docker Engine API (apps/dockerapi); "off": none
     docker_socket: str = "/run/berth/docker.sock"
+    net_prefix: str = ""  # names of the agent's bridges, veths and chains; "": the default
 
     @property
     def run(self) -> Path:
@@ -55,6 +56,8 @@ class Layout:
         env.update(BERTH_VAR_DIR=str(self.var), REDIS_URL=self.redis_url,
                    BERTH_HOST_NAME=self.host_name, BERTH_AGENT_ROOT=str(self.agent_root),
                    PYTHONPATH=str(REPO), DJANGO_SETTINGS_MODULE="berth.settings")
+        if self.net_prefix:
+            env["BERTH_NET_PREFIX"] = self.net_prefix
         return env
 
     @classmethod

@@ -17,8 +17,11 @@ from berth import ctl
 # Each session keeps its containers' cgroups under a parent of its own, so sessions
 # can run side by side; set before anything imports workers.engine.cgroups.
 os.environ.setdefault("BERTH_CGROUP_PARENT", f"berth-test-{os.getpid()}")
-# Likewise the bridges, veths and iptables chains of agents that tests start.
-os.environ.setdefault("BERTH_NET_PREFIX", f"t{os.getpid():06x}")
+# Likewise bridges, veths and iptables chains: engine tests in this process take one
+# prefix, the agents that tests start another (Layout.net_prefix), so that an engine
+# test cleaning up its own never takes a running agent's away.
+os.environ.setdefault("BERTH_NET_PREFIX", f"u{os.getpid():06x}")
+AGENT_NET_PREFIX = f"t{os.getpid():06x}"
 
 
 def _remove_stale_test_cgroups() -> None:
@@ -36,7 +39,8 @@ def stack_layout(var: Path, redis_url: str, **overrides) -> ctl.Layout:
     base = ctl.Layout.from_env()
     values = dict(var=var, bind=base.bind, redis_url=redis_url, host_name=base.host_name,
                   agent_root=var / "agent", python=base.python,
-                  docker_tcp=f"127.0.0.1:{free_port()}", docker_socket=str(var / "docker.sock"))
+                  docker_tcp=f"127.0.0.1:{free_port()}", docker_socket=str(var / "docker.sock"),
+                  net_prefix=AGENT_NET_PREFIX)
     values.update(overrides)
     return ctl.Layout(**values)
 

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.usefixtures("needs_root")
 
 # This session's engine tests use e<pid>; agents of its stack use t<pid> (tests/conftest.py).
 SESSION_PREFIX = f"e{os.getpid():06x}"
-STALE_LINK = re.compile(r"^([et])([0-9a-f]{6})[0vpoq-]")
-STALE_CHAIN = re.compile(r"^:([ET])([0-9A-F]{6})-", re.M)
+STALE_LINK = re.compile(r"^([etu])([0-9a-f]{6})[0vpoq-]")
+STALE_CHAIN = re.compile(r"^:([ETU])([0-9A-F]{6})-", re.M)
 
 
 def _dead(pid_hex: str) -> bool:
