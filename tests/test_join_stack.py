@@ -118,6 +118,9 @@ def test_a_second_agent_joins_with_a_token(stack, tmp_path):
             as_host.lrange("control", 0, -1)
         as_host.close()
     finally:
+        # Out of the pool before it goes quiet: later tests' containers must not be
+        # placed on a host whose agent is gone.
+        api.call("POST", f"/api/hosts/{name}/cordon/")
         _stop(agent)
         log.close()
         subprocess.run(
