@@ -265,7 +265,9 @@ class Runtime:
                 return _connect(address)
             except OSError:
                 # Nobody answers: a socket left by a zygote that died (host restart)
-                # must go first, or it would pass for the new one's.
+                # must go first, or it would pass for the new one's; and one that lives
+                # but did not answer goes too, or it would linger, orphaned.
+                self.stop_zygote()
                 Path(address).unlink(missing_ok=True)
                 self._spawn_zygote()
             if not wait_for(lambda: os.path.exists(address), 10, 0.005):
