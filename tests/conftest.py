@@ -59,13 +59,20 @@ def redis_url(tmp_path_factory):
     if ctl.redis_answers(url):
         yield url
         return
-    # Left running afterwards, in a fixed place: test sessions run side by side, and one
-    # that ended must not take the Redis away from the others.
+    # In a fixed place, so that another session running side by side can use it; the
+    # session that started it stops it, once no other session holds a database.
     layout = stack_layout(Path("/tmp/berth-test-redis"), url)
     for directory in (layout.run, layout.logs):
         directory.mkdir(parents=True, exist_ok=True)
     ctl.ensure_redis(layout)
     yield url
+    import redis
+
+    client = redis.Redis.from_url(url)
+    others = list(client.scan_iter(match="berth:test-db-lock:*"))
+    client.close()
+    if not others:
+        ctl.stop(layout, "redis")
 
 
 @pytest.fixture
