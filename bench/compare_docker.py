@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.reference_docker import PrivateDockerd  # noqa: E402
 from berth import ctl  # noqa: E402
-from tests.conftest import private_redis_db  # noqa: E402
+from tests.conftest import private_redis_db, shared_redis  # noqa: E402
 from tests.dockerapi_helpers import DOCKER, start_registry_with_image  # noqa: E402
 
 TARGETS = {"run --rm": 0.25}
@@ -96,7 +96,8 @@ def main() -> int:
     base = ctl.Layout.from_env()
     results = {}
     try:
-        with private_redis_db(base.redis_url) as redis_url:  # no other session's queues
+        # no other session's queues
+        with shared_redis(base.redis_url), private_redis_db(base.redis_url) as redis_url:
             layout = ctl.Layout(var=root / "var", bind=f"127.0.0.1:{free_port()}",
                                 redis_url=redis_url, host_name=f"compare-{secrets.token_hex(3)}",
                                 agent_root=root / "agent", python=base.python,

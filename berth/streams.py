@@ -6,7 +6,8 @@ protocol (docs/agent-protocol.md) and live here, in the package both import.
 
 
 def exec_input(exec_id: str) -> str:
-    """Client → process: ``{d: bytes}``, ``{resize: "rows cols"}``, ``{eof: 1}``, ``{kill: n}``."""
+    """Client → process: ``{d: bytes}``, ``{resize: "rows cols"}``, ``{eof: 1}``, ``{kill: n}``;
+    the agent itself appends ``{end: 1}`` once the process exited, to stop its reader."""
     return f"berth:exec:{exec_id}:in"
 
 
@@ -22,3 +23,9 @@ def attach_input(container_id: str) -> str:
     The agent deletes each entry once written, so a later attacher never replays it.
     """
     return f"berth:attach:{container_id}:in"
+
+
+# Not a stream but a pub/sub channel: every committed container change, as the JSON of
+# its ContainerEvent (apps/containers/events.py). Pub/sub ignores the database number,
+# so stacks sharing a Redis server hear each other's changes; ids never collide.
+CONTAINER_CHANGES = "berth:containers:changed"

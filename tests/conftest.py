@@ -55,24 +55,34 @@ def free_port() -> int:
 def redis_url(tmp_path_factory):
     from django.conf import settings
 
-    url = settings.REDIS_URL
+    with shared_redis(settings.REDIS_URL) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def shared_redis(url: str):
+    """Redis on ``url``, started when nothing answers there (for tests and benchmarks).
+
+    It runs from a fixed place, so that another session running side by side can use
+    it; the session that started it stops it once no other session holds a database.
+    """
     if ctl.redis_answers(url):
         yield url
         return
-    # In a fixed place, so that another session running side by side can use it; the
-    # session that started it stops it, once no other session holds a database.
     layout = stack_layout(Path("/tmp/berth-test-redis"), url)
     for directory in (layout.run, layout.logs):
         directory.mkdir(parents=True, exist_ok=True)
     ctl.ensure_redis(layout)
-    yield url
-    import redis
+    try:
+        yield url
+    finally:
+        import redis
 
-    client = redis.Redis.from_url(url)
-    others = list(client.scan_iter(match="berth:test-db-lock:*"))
-    client.close()
-    if not others:
-        ctl.stop(layout, "redis")
+        client = redis.Redis.from_url(url)
+        others = list(client.scan_iter(match="berth:test-db-lock:*"))
+        client.close()
+        if not others:
+            ctl.stop(layout, "redis")
 
 
 @pytest.fixture

@@ -54,7 +54,6 @@ def no_agent(monkeypatch):
 @pytest.fixture
 def fast_follow(monkeypatch):
     monkeypatch.setattr(logs, "BLOCK_MS", 50)
-    monkeypatch.setattr(logs, "DRAIN_MS", 50)
 
 
 def get_logs(client, container, query=""):

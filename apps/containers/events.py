@@ -8,9 +8,17 @@ never fail the report or request that caused it.
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import asdict, dataclass
 
+import redis
+from django.conf import settings
+
 from berth.events import iso, publish
+from berth.streams import CONTAINER_CHANGES
+
+log = logging.getLogger(__name__)
 
 EVENT_TYPE = "container.state"
 # The handler method on the consumer is derived from this ("container.event" → container_event).
@@ -61,5 +69,23 @@ def event_from_container(container, state: str | None = None) -> ContainerEvent:
 
 
 def send_container_event(team_id: int, event: ContainerEvent) -> bool:
-    """Publish ``event`` to the team's group; returns False (and logs) if it could not."""
-    return publish(team_group(team_id), LAYER_MESSAGE_TYPE, event)
+    """Publish ``event`` to the team's group and to the change channel the Docker API's
+    waiters hear; returns False (and logs) if either could not be sent."""
+    changed = publish_change(event)
+    return publish(team_group(team_id), LAYER_MESSAGE_TYPE, event) and changed
+
+
+_changes_client: redis.Redis | None = None
+
+
+def publish_change(event: ContainerEvent) -> bool:
+    global _changes_client
+    try:
+        if _changes_client is None:
+            _changes_client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        _changes_client.publish(CONTAINER_CHANGES, json.dumps(asdict(event)))
+    except (redis.RedisError, OSError):
+        log.warning("could not publish the change of container %s", event.id, exc_info=True)
+        return False
+    return True

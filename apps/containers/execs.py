@@ -119,6 +119,15 @@ def apply_report(exec_id: str, report: dict) -> bool:
     return applied
 
 
+def record_exit(exec_id: str, entry: relay.Output) -> bool:
+    """The exit entry the agent wrote to the output stream, recorded as its report
+    would be (which then changes nothing): a client that saw the stream end can ask
+    for the exit code at once."""
+    state = ExecState.FAILED if entry.error else ExecState.EXITED
+    return apply_report(exec_id, {"state": state, "exit_code": entry.exit_code,
+                                  "error": entry.error})
+
+
 def _apply_exec_report(exec_id: str, report: dict) -> bool:
     state = report.get("state")
     now = timezone.now()

@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 STREAM_PREFIX = "berth:logs:"
 BATCH = 1000  # entries per XRANGE/XREAD call
 BLOCK_MS = 1000  # a follower re-checks the container at least this often
-DRAIN_MS = 500  # after the container finished: wait this long for its last records
 CONNECT_TIMEOUT = 5
 SOCKET_TIMEOUT = 30
 REDIS_ERRORS = (redis.RedisError, OSError)
@@ -344,8 +343,8 @@ async def follow(
 ) -> AsyncIterator[list[Record]]:
     """Batches of the records after ``last_id`` as they arrive; ``[]`` after each idle second.
 
-    Ends once ``logs_may_grow()`` says the container finished and no record
-    came for ``DRAIN_MS`` (the agent ships the last lines just after the
+    Ends once ``logs_may_grow()`` says the container finished and the stream is
+    read to its end (the agent ships a run's last lines before it reports the
     exit), or once ``query.until`` has passed. Cancellation (the client went
     away) stops it at its next await. Raises LogStoreUnavailable on Redis errors.
     """
@@ -362,7 +361,7 @@ async def follow(
                 finishing = True
             try:
                 reply = await client.xread(
-                    {key: last_id}, count=BATCH, block=DRAIN_MS if finishing else BLOCK_MS
+                    {key: last_id}, count=BATCH, block=None if finishing else BLOCK_MS
                 )
             except REDIS_ERRORS as exc:
                 raise LogStoreUnavailable(str(exc)) from exc

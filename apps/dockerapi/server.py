@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from apps.dockerapi import auth, http
+from apps.dockerapi.changes import changes
 from apps.dockerapi.errors import DockerError, from_service_error
 from apps.dockerapi.router import (
     API_VERSION,
@@ -49,6 +50,7 @@ class DockerApiServer:
 
         loop = asyncio.get_running_loop()
         loop.set_default_executor(ThreadPoolExecutor(WORKER_THREADS, "dockerapi"))
+        await changes.start()
         if self.unix:
             path = Path(self.unix)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +82,7 @@ class DockerApiServer:
             server.close()
         for server in self.servers:
             await server.wait_closed()
+        await changes.stop()
         if self.unix:
             Path(self.unix).unlink(missing_ok=True)
 

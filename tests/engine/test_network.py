@@ -354,6 +354,34 @@ def test_agent_restart_removes_what_no_container_holds(net, session_prefix):
     assert after["veths"] == [names.host_veth("kept", "bridge")]
 
 
+def test_rules_are_loaded_when_they_change_and_after_an_outside_flush(net, monkeypatch):
+    loads = []
+    real_run = firewall._run
+
+    def counting_run(*args, stdin=None):
+        if args[0].endswith("-restore") and stdin and "-A " in stdin:
+            loads.append(stdin)
+        return real_run(*args, stdin=stdin)
+
+    monkeypatch.setattr(firewall, "_run", counting_run)
+    create(net, "first", "true", network_mode="bridge")
+    loaded = len(loads)
+    create(net, "plain", "true", network_mode="bridge")  # no port: no rule changes
+    net.remove("plain")
+    assert len(loads) == loaded
+    create(net, "published", "true", network_mode="bridge",
+           ports=[{"container_port": 80, "host_port": 0}])
+    assert len(loads) == loaded + 1 and kernel_leftovers(net, net_prefix())["dnat"] == 1
+    # Someone flushes our chain; an agent start (restore) puts the rules back.
+    subprocess.run(["iptables", "-t", "nat", "-F", names.chain("DNAT")], check=True)
+    net.networks.restore(net.ids())
+    assert kernel_leftovers(net, net_prefix())["dnat"] == 1
+
+
+def net_prefix() -> str:
+    return os.environ["BERTH_NET_PREFIX"]
+
+
 def test_restarts_keep_the_namespace_and_address(net):
     state, output = run(net, "flaky", "sh", "-c", "ip -4 -o addr show eth0; exit 1",
                         network_mode="bridge", restart="on-failure:2")

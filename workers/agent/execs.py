@@ -33,6 +33,7 @@ from .reporter import send
 log = logging.getLogger("berth.agent")
 CHUNK = 32768
 OUTPUT_MAXLEN = 2_000  # entries (each up to CHUNK bytes) kept for late readers
+INPUT_MAXLEN = 10_000
 KEY_TTL = 24 * 3600  # seconds the streams stay readable after the exec ended
 DRAIN_AFTER_EXIT = 2.0  # seconds to wait for output a background child keeps open
 
@@ -98,6 +99,7 @@ class Session:
             exit_code = self.process.wait()
             output.join(DRAIN_AFTER_EXIT)
             self.done.set()
+            self._wake_input_pump()
             # Both pumps end (the input one within a block) before their fds close,
             # so no fd number is reused under them.
             output.join()
@@ -136,6 +138,13 @@ class Session:
                 except redis.RedisError as exc:  # keep draining: a full pipe would block it
                     log.warning("exec %s output lost: %s", self.exec_id, exc)
 
+    def _wake_input_pump(self) -> None:
+        """End the input pump's blocked read now rather than at its timeout: the exit
+        entry, which clients wait for, is written only once that pump ended."""
+        with contextlib.suppress(redis.RedisError):
+            self.redis.xadd(input_key(self.exec_id), {"end": 1}, maxlen=INPUT_MAXLEN,
+                            approximate=True)
+
     def _pump_input(self) -> None:
         last = "0"
         while not self.done.is_set():
@@ -148,6 +157,8 @@ class Session:
             for _, entries in answer:
                 for entry_id, fields in entries:
                     last = entry_id
+                    if b"end" in fields:
+                        return
                     self._apply(fields)
 
     def _apply(self, fields: dict) -> None:

@@ -20,6 +20,7 @@ from workers.engine.runtime import NoSuchContainer, Runtime, RuntimeError_, open
 from .reporter import Reporter
 
 log = logging.getLogger("berth.agent")
+RUN_ENDED = (engine_state.EXITED, engine_state.RESTARTING)
 
 
 class Supervisor:
@@ -42,6 +43,11 @@ class Supervisor:
             if self._seen.get(container_id, -1) >= current["seq"]:
                 return
             self._seen[container_id] = current["seq"]
+        if self.shipper is not None and current["state"] in RUN_ENDED:
+            # The shim wrote the exit after the last output reached its file: shipped
+            # now, every line is in the stream before anyone learns of the exit, and
+            # an attached client can stop reading the moment it does.
+            self.shipper.ship(container_id)
         self.reporter.container(container_id, engine_state.as_report(current))
         if self.health is not None:
             self.health.notice(container_id, current)

@@ -8,7 +8,6 @@ change (``settle``), and ``docker stop x && docker rm x`` works as on dockerd.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from apps.containers import services
 from apps.containers.choices import LIVE_STATES, State
 from apps.containers.models import Container
 from apps.dockerapi import create, lookup, shapes
+from apps.dockerapi.changes import changes
 from apps.dockerapi.errors import DockerError, no_such_container, no_such_image
 from apps.dockerapi.http import Reply
 from apps.dockerapi.router import Context, call, route
@@ -25,7 +25,6 @@ from apps.networks.models import ContainerNetwork
 from apps.teams.services import can_act
 from berth.errors import Conflict, ServiceError
 
-POLL = 0.05
 SETTLE_TIMEOUT = 60.0
 ROW_FIELDS = ("state", "state_seq", "exit_code", "oom_killed", "started_at", "finished_at", "error")
 
@@ -37,13 +36,16 @@ def state_row(container_id: str) -> dict | None:
 async def settle(
     container_id: str, done: Callable[[dict | None], bool], timeout: float = SETTLE_TIMEOUT
 ) -> dict | None:
-    """Poll the row until ``done(row)`` (row None: removed) or the timeout passed."""
+    """Read the row until ``done(row)`` (row None: removed) or the timeout passed; each
+    change the control plane publishes wakes it."""
     deadline = time.monotonic() + timeout
-    while True:
-        row = await call(state_row, container_id)
-        if done(row) or time.monotonic() > deadline:
-            return row
-        await asyncio.sleep(POLL)
+    with changes.watch(container_id) as watch:
+        while True:
+            row = await call(state_row, container_id)
+            remaining = deadline - time.monotonic()
+            if done(row) or remaining <= 0:
+                return row
+            await watch.wait(remaining)
 
 
 async def created_on_host(container: Container) -> dict | None:

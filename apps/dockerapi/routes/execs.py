@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 from apps.containers import execs, relay
-from apps.containers.choices import EXEC_FINAL_STATES, ExecState
+from apps.containers.choices import ExecState
 from apps.containers.models import Exec
 from apps.dockerapi import lookup
 from apps.dockerapi.errors import DockerError
@@ -20,7 +19,6 @@ from apps.dockerapi.http import Reply
 from apps.dockerapi.router import Context, call, route
 from apps.dockerapi.routes.streams import RAW, STDERR, STDOUT, frame, stream_type
 
-EXIT_RECORD_WAIT = 10.0
 INPUT_CHUNK = 32 * 1024
 
 
@@ -76,10 +74,12 @@ async def start_exec(ctx: Context):
             if out:
                 ctx.writer.write(out)
                 await ctx.writer.drain()
+            if batch and batch[-1].stream == "exit":
+                # The CLI asks for the exit code the moment the stream ends.
+                await call(execs.record_exit, row.id, batch[-1])
     finally:
         if pump is not None:
             pump.cancel()
-    await _until_recorded(row.id)
     return None
 
 
@@ -99,18 +99,6 @@ async def _pump_input(ctx: Context, row: Exec) -> None:
     if row.attach_stdin:
         with contextlib.suppress(Exception):
             await call(execs.send_input, ctx.user, row, b"", close=True)
-
-
-def _state(exec_id: str) -> str | None:
-    return Exec.objects.filter(pk=exec_id).values_list("state", flat=True).first()
-
-
-async def _until_recorded(exec_id: str) -> None:
-    deadline = time.monotonic() + EXIT_RECORD_WAIT
-    while time.monotonic() < deadline:
-        if await call(_state, exec_id) in EXEC_FINAL_STATES:
-            return
-        await asyncio.sleep(0.05)
 
 
 @route("POST", "/exec/(?P<exec_id>[^/]+)/resize")

@@ -18,10 +18,10 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from apps.containers import attach, logs, services
-from apps.containers.api.streams import _Wakeups as Wakeups
 from apps.containers.choices import LIVE_STATES, State
 from apps.containers.events import EVENT_TYPE, team_group
 from apps.dockerapi import lookup, shapes
+from apps.dockerapi.changes import changes
 from apps.dockerapi.errors import DockerError
 from apps.dockerapi.http import Reply
 from apps.dockerapi.router import Context, call, route, version_tuple
@@ -37,9 +37,8 @@ STDOUT, STDERR, SYSTEM_ERROR = 1, 2, 3
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 ENDED = (State.EXITED, State.REMOVING)
 STATS_INTERVAL = 1.0
-ATTACH_DRAIN = 0.5  # seconds without new output, after the exit, that end an attach
-ATTACH_DRAIN_MAX = 30.0  # seconds an attach keeps reading after the exit, at most
 ATTACH_POLL = 0.05  # seconds between reads of an attached container's new output
+REREAD_WAIT = 1.0  # seconds a waiter sleeps at most between reads of the row
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -80,21 +79,15 @@ async def wait_container(ctx: Context):
     if condition not in WAIT_CONDITIONS:
         raise DockerError(400, f"invalid condition: {condition!r}")
     container = await call(lookup.find_container, ctx.user, ctx.match["name"])
-    initial = await call(state_row, container.id)
-    wakeups = Wakeups(container.team_id, container.id)
-    await wakeups.start()
-    try:
+    with changes.watch(container.id) as watch:
+        initial = await call(state_row, container.id)
         writer = await ctx.stream()  # headers now: `docker run` starts the container after
-        last = initial
-        while True:
-            row = await call(state_row, container.id)
-            if _wait_done(condition, initial, row):
-                break
+        last = row = initial
+        while not _wait_done(condition, initial, row):
             last = row
-            await wakeups.wait(1.0)
-    finally:
-        await wakeups.stop()
-    code = _exit_code(row, wakeups.last_event, last)
+            await watch.wait(REREAD_WAIT)
+            row = await call(state_row, container.id)
+    code = _exit_code(row, watch.last, last)
     await writer.write(json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n")
     await writer.close()
 
@@ -211,14 +204,10 @@ def _ended(initial: dict | None, row: dict | None) -> bool:
 
 
 async def _exited_since(container, initial: dict | None) -> None:
-    """Returns once the container's next exit is recorded; its team's events wake it."""
-    wakeups = Wakeups(container.team_id, container.id)
-    await wakeups.start()
-    try:
+    """Returns once the container's next exit is recorded."""
+    with changes.watch(container.id) as watch:
         while not _ended(initial, await call(state_row, container.id)):
-            await wakeups.wait(1.0)
-    finally:
-        await wakeups.stop()
+            await watch.wait(REREAD_WAIT)
 
 
 class _AttachOutput:
@@ -249,18 +238,10 @@ class _AttachOutput:
                 await self.copy_new()
                 await asyncio.wait({exit_seen}, timeout=ATTACH_POLL)
             exit_seen.result()  # raises what stopped it
-            # At once (``--rm`` deletes the stream with the container), then for a while:
-            # the agent ships the last lines just after the exit.
-            # Until the stream has been quiet for ATTACH_DRAIN: a container that wrote a
-            # lot just before its exit leaves the agent shipping for a while.
-            loop = asyncio.get_running_loop()
-            quiet_since = loop.time()
-            give_up = quiet_since + ATTACH_DRAIN_MAX
-            while loop.time() - quiet_since < ATTACH_DRAIN and loop.time() < give_up:
-                if await self.copy_new():
-                    quiet_since = loop.time()
-                else:
-                    await asyncio.sleep(ATTACH_POLL)
+            # The agent ships a run's last lines before it reports the exit (and ``--rm``
+            # lets the stream go only after a grace), so what is there now is the end.
+            while await self.copy_new():
+                pass
         finally:
             exit_seen.cancel()
             await asyncio.gather(exit_seen, return_exceptions=True)

@@ -27,6 +27,9 @@ HOOKS = (
 )
 FILTER_CHAINS = ("FORWARD", "ISOLATE", "INPUT")
 _hooked: set[str] = set()  # prefixes whose jumps this process has seen in place
+# The text this process last loaded, per prefix: a container without published ports
+# changes no rule, and skipping its iptables-restore saves a process start each way.
+_loaded: dict[str, str] = {}
 NAT_CHAINS = ("DNAT", "POSTROUTING")
 
 
@@ -92,11 +95,17 @@ def _dnat(chain: str, port: dict, endpoint: dict) -> str:
 
 
 def apply(networks: list[dict], endpoints: list[dict]) -> None:
-    if names.prefix() not in _hooked:
+    prefix = names.prefix()
+    if prefix not in _hooked:
         _ensure_hooks()
-    result = _run(f"{IPTABLES}-restore", "-w", "--noflush", stdin=render(networks, endpoints))
+    text = render(networks, endpoints)
+    if _loaded.get(prefix) == text:
+        return
+    _loaded.pop(prefix, None)  # a failed load leaves the kernel unknown
+    result = _run(f"{IPTABLES}-restore", "-w", "--noflush", stdin=text)
     if result.returncode != 0:
         raise NetworkError(f"iptables-restore failed: {result.stderr.strip()}")
+    _loaded[prefix] = text
 
 
 def _ensure_hooks() -> None:
@@ -119,7 +128,10 @@ def _ensure_hooks() -> None:
 
 
 def forget_hooks() -> None:
+    """Check the jumps and load the rules again on the next change (someone may have
+    flushed the chains)."""
     _hooked.discard(names.prefix())
+    _loaded.pop(names.prefix(), None)
 
 
 def _has_hook(hook) -> bool:
@@ -130,7 +142,7 @@ def _has_hook(hook) -> bool:
 
 def remove_all() -> None:
     """Take Berth's chains out of the kernel (hooks first, then the chains)."""
-    _hooked.discard(names.prefix())
+    forget_hooks()
     c = _chains()
     for table, builtin, rule in HOOKS:
         rule = [part.format(**c) for part in rule]
