@@ -18,7 +18,7 @@ import calendar
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +39,7 @@ SOCKET_TIMEOUT = 30
 REDIS_ERRORS = (redis.RedisError, OSError)
 REMOVED_STREAM_GRACE = 30  # seconds a removed container's log stream stays readable
 
+AGENT_FIELDS = [b"t", b"s", b"p", b"l"]  # the order workers/agent/logship.py writes them in
 ENTRY_ID = re.compile(r"(\d+)-(\d+)")
 RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9})\d*)?"
@@ -78,7 +79,17 @@ class Record:
     l: str  # noqa: E741 - the protocol's field name
 
     @classmethod
-    def from_entry(cls, entry_id, fields: dict) -> Record:
+    def from_entry(cls, entry_id, fields: dict | list) -> Record:
+        """From an entry as redis-py parses it (a dict) or as Redis sends it (a flat
+        field/value list, which the log readers ask for: parsing it is most of a read)."""
+        if isinstance(fields, list):
+            if fields[0::2] == AGENT_FIELDS:  # as the agent writes them: no lookups
+                return cls(entry_id.decode(), fields[1].decode("utf-8", "replace"),
+                           fields[3].decode("utf-8", "replace"),
+                           fields[5].decode("utf-8", "replace") or "F",
+                           fields[7].decode("utf-8", "replace"))
+            fields = dict(zip(fields[::2], fields[1::2], strict=True))
+
         def text(name: str) -> str:
             value = fields.get(name.encode(), fields.get(name, b""))
             return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
@@ -241,8 +252,14 @@ def _client() -> redis.Redis:
         client = redis.Redis.from_url(
             url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT
         )
+        for command in ("XRANGE", "XREVRANGE"):  # raw entries: Record.from_entry reads them
+            client.set_response_callback(command, _raw_reply)
         _clients[url] = client
     return client
+
+
+def _raw_reply(response, **options):
+    return response or []
 
 
 def read(container_id: str, query: LogQuery, after: str | None = None) -> Page:
@@ -291,21 +308,46 @@ def _read_forward(
     client: redis.Redis, key: str, query: LogQuery, after: str | None, gap: Gap | None = None
 ) -> Page:
     records: list[Record] = []
+    last_id, seen = after or "0-0", False
+    for page in _forward_pages(client, key, query, after):
+        records += page.records
+        last_id, seen = page.last_id, seen or not page.empty
+    return Page(records, last_id, empty=not seen and after is None, gap=gap)
+
+
+def _forward_pages(
+    client: redis.Redis, key: str, query: LogQuery, after: str | None
+) -> Iterator[Page]:
+    """A page per XRANGE batch; ``empty`` only while no entry at all was seen."""
     last_id = after or "0-0"
     lower = f"({after}" if after else "-"
     seen = False
     while True:
         batch = client.xrange(key, min=lower, max="+", count=BATCH)
+        records = []
         for entry_id, fields in batch:
-            seen = True
             record = Record.from_entry(entry_id, fields)
-            last_id = record.id
             if query.matches(record):
                 records.append(record)
+        if batch:
+            seen, last_id = True, batch[-1][0].decode()
+        yield Page(records, last_id, empty=not seen)
         if len(batch) < BATCH:
-            break
+            return
         lower = "(" + batch[-1][0].decode()
-    return Page(records, last_id, empty=not seen and after is None, gap=gap)
+
+
+def pages(container_id: str, query: LogQuery) -> Iterator[Page]:
+    """``read(container_id, query)`` a batch at a time: a long log goes out as it is read,
+    in bounded memory. Raises LogStoreUnavailable on Redis errors."""
+    key = stream_key(container_id)
+    try:
+        if query.tail is not None:
+            yield _read_tail(_client(), key, query)
+            return
+        yield from _forward_pages(_client(), key, query, None)
+    except REDIS_ERRORS as exc:
+        raise LogStoreUnavailable(str(exc)) from exc
 
 
 def _gap(client: redis.Redis, key: str, after: str) -> tuple[Gap | None, bool]:

@@ -11,6 +11,7 @@ import logging
 import secrets
 import shlex
 import signal as signals
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -521,6 +522,15 @@ def read_log_records(container: Container, query: logs.LogQuery, after: str | No
     """The stream's records after ``after`` (an entry id), for event streams; 503 without Redis."""
     try:
         return logs.read(container.id, query, after)
+    except logs.LogStoreUnavailable as exc:
+        raise HostUnavailable(f"the log stream is unreachable: {exc}") from exc
+
+
+def log_pages(container: Container, query: logs.LogQuery) -> Iterator[logs.Page]:
+    """``read_log_records`` from the start a batch at a time, so a long log streams out;
+    503 without Redis."""
+    try:
+        yield from logs.pages(container.id, query)
     except logs.LogStoreUnavailable as exc:
         raise HostUnavailable(f"the log stream is unreachable: {exc}") from exc
 

@@ -28,7 +28,7 @@ from apps.dockerapi.router import Context, call, route, version_tuple
 from apps.dockerapi.routes.containers import state_row
 from apps.teams.models import Team
 from apps.teams.services import is_site_admin, teams_of
-from berth.errors import Conflict
+from berth.errors import Conflict, ServiceError
 
 MUX = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"
@@ -129,20 +129,37 @@ async def container_logs(ctx: Context):
         follow=ctx.q_bool("follow"),
     )
     tty = bool((container.options or {}).get("tty"))
-    page = await call(services.read_log_records, container, query, None)
-    first = encode_records(page.records, query.timestamps, tty)
+    pages = services.log_pages(container, query)
+    page = await call(next, pages)
     if page.empty and not query.filtered and not (query.follow and container.state in LIVE_STATES):
         text = await call(services.read_container_logs, container, query)
-        first = text.text.encode() if tty else frame(STDOUT, text.text.encode())
+        writer = await ctx.stream(stream_type(ctx, tty))
+        await writer.write(text.text.encode() if tty else frame(STDOUT, text.text.encode()))
+        await writer.close()
+        return
     writer = await ctx.stream(stream_type(ctx, tty))
-    await writer.write(first)
-    if query.follow:
+    last_id = await _write_pages(writer, page, pages, query.timestamps, tty)
+    if query.follow and last_id is not None:
         may_grow = _checker(services.logs_may_grow, container.id)
         with contextlib.suppress(logs.LogStoreUnavailable):
-            async for batch in logs.follow(container.id, page.last_id, query, may_grow):
+            async for batch in logs.follow(container.id, last_id, query, may_grow):
                 if batch:
                     await writer.write(encode_records(batch, query.timestamps, tty))
     await writer.close()
+
+
+async def _write_pages(writer, page, pages, timestamps: bool, tty: bool) -> str | None:
+    """Each page out while the next is read; the last entry id, or None when the stream
+    became unreadable midway (the head is out: the body just ends)."""
+    while page is not None:
+        following = asyncio.ensure_future(call(next, pages, None))
+        await writer.write(encode_records(page.records, timestamps, tty))
+        last_id = page.last_id
+        try:
+            page = await following
+        except ServiceError:
+            return None
+    return last_id
 
 
 def _int(value: str, name: str) -> int:
