@@ -17,7 +17,7 @@ from apps.operations.choices import ACTIVE_STATUSES, OperationStatus
 from apps.operations.models import Operation
 from apps.operations.services import Upload
 
-POLL = 0.2
+POLL = 0.025  # seconds between reads of the row: one indexed SELECT
 
 
 class Progress(Protocol):

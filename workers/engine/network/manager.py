@@ -169,7 +169,8 @@ class Networks:
         for network, definition in zip(networks, definitions, strict=True):
             doc["endpoints"].append(self._plug(container_id, doc, network, definition))
         write_json(self._endpoint_path(container_id), doc)
-        self._apply_rules()
+        if chosen:  # else no rule changes, and rendering them reads every endpoint file
+            self._apply_rules()
         self._sync_dns(networks)
         return doc
 
@@ -245,11 +246,23 @@ class Networks:
         return doc
 
     def release(self, container_id: str) -> None:
-        """Take back everything a container held; safe to repeat, and after a crash."""
-        with locked(self.lock):
-            self._release(container_id)
+        """Take back everything a container held; safe to repeat, and after a crash.
+
+        Only reloading the rules takes the manager's lock: the links and namespace are
+        this container's own and IPAM locks itself, so removals run side by side.
+        """
+        if self._take_back(container_id):
+            with locked(self.lock):
+                self._apply_rules()
 
     def _release(self, container_id: str) -> None:
+        """``release`` for a caller that holds the lock."""
+        if self._take_back(container_id):
+            self._apply_rules()
+
+    def _take_back(self, container_id: str) -> bool:
+        """Links, addresses, namespace and endpoint file; True when the container held
+        published ports, whose rules must go."""
         doc = self.endpoint(container_id)
         networks = self.networks()
         if doc is not None:  # else a crash came before the file: try every network
@@ -259,9 +272,10 @@ class Networks:
         for network in networks:
             self._pool(network).release(container_id)
         netns.remove(self.netns_path(container_id))
-        if doc is not None:
-            self._endpoint_path(container_id).unlink(missing_ok=True)
-            self._apply_rules()
+        if doc is None:
+            return False
+        self._endpoint_path(container_id).unlink(missing_ok=True)
+        return bool(doc["ports"])
 
     def _sync_dns(self, networks: list[dict]) -> None:
         """User-defined networks get the embedded resolver on their gateway."""
