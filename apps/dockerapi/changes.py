@@ -32,14 +32,15 @@ class Watch:
     """One waiter's view of one container: set on each change; ``last`` is its newest
     event (what a removed container's row can no longer tell, such as its exit code)."""
 
-    def __init__(self, container_id: str):
+    def __init__(self, container_id: str, source: Changes):
         self.container_id = container_id
+        self.source = source
         self.changed = asyncio.Event()
         self.last: dict | None = None
 
     async def wait(self, seconds: float) -> None:
         """Until the container changes, or ``seconds`` (shortened while unsubscribed)."""
-        limit = REREAD if changes.subscribed else POLL
+        limit = REREAD if self.source.subscribed else POLL
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.changed.wait(), max(0.0, min(seconds, limit)))
         self.changed.clear()
@@ -68,7 +69,7 @@ class Changes:
     @contextlib.contextmanager
     def watch(self, container_id: str) -> Iterator[Watch]:
         """Watch from before the first read of the row, so no change slips between."""
-        watch = Watch(container_id)
+        watch = Watch(container_id, self)
         self.watches.setdefault(container_id, set()).add(watch)
         try:
             yield watch
