@@ -301,6 +301,25 @@ def test_exec_output_exit_code_and_stdin(docker):
         docker.ok("rm", "-f", name)
 
 
+def test_an_anonymous_volume_goes_with_rm_v_only(docker):
+    def volumes_of(name: str) -> list[str]:
+        mounts = json.loads(docker.ok("inspect", "-f", "{{json .Mounts}}", name))
+        return [mount["Name"] for mount in mounts if mount["Type"] == "volume"]
+
+    docker.ok("create", "--name", "anon-kept", "-v", "/scratch", "busybox", "true")
+    docker.ok("create", "--name", "anon-gone", "-v", "/scratch", "busybox", "true")
+    kept, gone = volumes_of("anon-kept"), volumes_of("anon-gone")
+    assert len(kept) == 1 and len(gone) == 1 and kept != gone
+    try:
+        docker.ok("rm", "anon-kept")
+        docker.ok("rm", "-v", "anon-gone")
+        listed = docker.ok("volume", "ls", "-q").split()
+        assert kept[0] in listed and gone[0] not in listed
+    finally:
+        docker("rm", "-f", "anon-kept", "anon-gone")
+        docker("volume", "rm", *kept)
+
+
 def test_volumes_binds_networks_and_ports(docker, tmp_path):
     volume, network, name = "dockerapi-vol", "dockerapi-net", "dockerapi-web"
     assert docker.ok("volume", "create", volume).strip() == volume

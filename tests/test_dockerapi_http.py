@@ -110,6 +110,20 @@ def test_create_body_maps_onto_berth_options():
     assert data["tty"] and data["open_stdin"]
 
 
+def test_volumes_paths_no_mount_covers_become_anonymous_volumes():
+    # The CLI's `-v /scratch` arrives in Volumes; the SDK lists its binds' targets there too.
+    body = {"Image": "busybox", "Volumes": {"/data/": {}, "/scratch": {}},
+            "HostConfig": {"Binds": ["named:/data"]}}
+    assert create.create_data(body, None)["mounts"] == [
+        "named:/data",
+        {"type": "volume", "source": "", "target": "/scratch", "read_only": False,
+         "options": ""},
+    ]
+    with pytest.raises(DockerError) as failure:
+        create.create_data({"Image": "busybox", "Volumes": ["/x"]}, None)
+    assert failure.value.status == 400
+
+
 def test_unsupported_create_fields_are_refused_not_dropped():
     for host in ({"Privileged": True}, {"CapAdd": ["NET_ADMIN"]}, {"PidMode": "host"},
                  {"LogConfig": {"Type": "syslog"}}, {"SecurityOpt": ["apparmor=x"]}):

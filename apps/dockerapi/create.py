@@ -59,7 +59,7 @@ def create_data(body: Any, name: str | None) -> dict:
         "tmpfs": host.get("Tmpfs") or None,
         "extra_hosts": _extra_hosts(host.get("ExtraHosts")),
         "sysctls": host.get("Sysctls") or None,
-        "mounts": _mounts(host) or None,
+        "mounts": _with_anonymous(_mounts(host), body) or None,
         "ports": _ports(body, host) or None,
         **_network(host, body.get("NetworkingConfig")),
         **limits(host),
@@ -114,6 +114,27 @@ def _mounts(host: dict) -> list:
             }
         )
     return mounts
+
+
+def _with_anonymous(mounts: list, body: dict) -> list:
+    """Plus an anonymous volume per ``Volumes`` path no mount covers: the CLI sends
+    ``-v /path`` there (the SDK also lists its binds' targets there)."""
+    volumes = body.get("Volumes") or {}
+    if not isinstance(volumes, dict):
+        raise DockerError(400, "Volumes must be an object")
+    covered = {_target(mount) for mount in mounts}
+    return mounts + [
+        {"type": "volume", "source": "", "target": str(target), "read_only": False,
+         "options": ""}
+        for target in volumes if str(target).rstrip("/") not in covered
+    ]
+
+
+def _target(mount) -> str:
+    if isinstance(mount, dict):
+        return str(mount["target"]).rstrip("/")
+    parts = mount.split(":")
+    return (parts[1] if len(parts) > 1 else parts[0]).rstrip("/")
 
 
 def _ports(body: dict, host: dict) -> list[dict]:

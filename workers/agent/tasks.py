@@ -112,8 +112,8 @@ def _remove(container_id: str, force: bool, volumes: bool = False) -> None:
         log.warning("remove %s refused: %s", container_id, exc)
         return
     agent.shipper.forget(container_id)
+    volume_tasks.report_removed(anonymous)  # first: whoever sees the container gone looks next
     agent.supervisor.report(container_id, engine_state.as_report(final))
-    volume_tasks.report_removed(anonymous)
 
 
 @app.task(name="agent.exec_start", ignore_result=True)

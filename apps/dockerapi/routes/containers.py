@@ -8,6 +8,7 @@ change (``settle``), and ``docker stop x && docker rm x`` works as on dockerd.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable
@@ -23,9 +24,12 @@ from apps.dockerapi.router import Context, call, route
 from apps.images.reference import normalize_reference
 from apps.networks.models import ContainerNetwork
 from apps.teams.services import can_act
+from apps.volumes.models import Volume
 from berth.errors import Conflict, ServiceError
 
 SETTLE_TIMEOUT = 60.0
+VOLUMES_GONE_TIMEOUT = 5.0
+VOLUMES_GONE_POLL = 0.025
 ROW_FIELDS = ("state", "state_seq", "exit_code", "oom_killed", "started_at", "finished_at", "error")
 
 
@@ -291,13 +295,33 @@ async def remove_container(ctx: Context) -> Reply:
         )
     if container.state == State.PENDING:
         await created_on_host(container)
+    volumes = ctx.q_bool("v")
     if container.state != State.REMOVING:
         try:
-            await call(services.remove_container, container, force)
+            await call(services.remove_container, container, force, volumes)
         except Conflict as exc:
             raise DockerError(409, exc.message) from None
     await settle(container.id, lambda row: row is None)
+    if volumes:  # their report travels apart from the container's: `volume ls` may be next
+        await _until_gone(container.team_id, _anonymous_volumes(container))
     return Reply(204)
+
+
+def _anonymous_volumes(container: Container) -> list[str]:
+    mounts = (container.options or {}).get("mounts") or []
+    return [m["source"] for m in mounts if isinstance(m, dict) and m.get("anonymous")]
+
+
+async def _until_gone(team_id: int, volume_names: list[str]) -> None:
+    deadline = time.monotonic() + VOLUMES_GONE_TIMEOUT
+    while volume_names and time.monotonic() < deadline:
+        if not await call(_volumes_left, team_id, volume_names):
+            return
+        await asyncio.sleep(VOLUMES_GONE_POLL)
+
+
+def _volumes_left(team_id: int, volume_names: list[str]) -> bool:
+    return Volume.objects.filter(team_id=team_id, name__in=volume_names).exists()
 
 
 @route("POST", "/containers/(?P<name>[^/]+)/rename")
