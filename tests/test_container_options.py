@@ -115,6 +115,20 @@ def test_memory_alone_leaves_swap_to_the_engine(
     assert "restart" not in spec and "start" not in spec and "log" not in spec
 
 
+def test_an_empty_entrypoint_clears_the_images_and_needs_a_command(
+    owner, host, broker, client_for, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client_for(owner), {"image": "busybox", "entrypoint": [],
+                                            "command": ["echo", "hi"]})
+    assert response.status_code == 201, response.content
+    spec = run_spec_sent(broker, host.name)
+    assert spec["entrypoint"] == [] and spec["args"] == ["echo", "hi"]
+    response = post(client_for(owner), {"image": "busybox", "entrypoint": ""})
+    assert response.status_code == 400
+    assert "empty entrypoint" in " ".join(response.json()["error"]["fields"]["command"])
+
+
 def test_unlimited_swap_and_defaults_shown(owner, host, broker, client_for):
     response = post(client_for(owner), {"image": "busybox", "memory": "1g", "memory_swap": -1})
     assert response.status_code == 201, response.content

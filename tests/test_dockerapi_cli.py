@@ -407,6 +407,32 @@ def test_save_load_and_import(docker, tmp_path):
     docker.ok("rmi", "dockerapi-saved:v1", "dockerapi-imported:v1")
 
 
+def test_commit_and_import_apply_change_instructions(docker, tmp_path):
+    name = "dockerapi-change"
+    docker.ok("run", "-d", "--name", name, "-e", "KEPT=1", "busybox", "sleep", "600")
+    try:
+        docker.ok("commit", "--change", 'CMD ["sh", "-c", "echo $MODE $KEPT; pwd"]',
+                  "--change", "ENV MODE=changed", "--change", "WORKDIR /tmp",
+                  "--change", "LABEL tier=web", "--change", "EXPOSE 8080",
+                  name, "dockerapi-changed:v1")
+        assert docker.ok("run", "--rm", "dockerapi-changed:v1") == "changed 1\n/tmp\n"
+        config = json.loads(docker.ok("image", "inspect", "-f", "{{json .Config}}",
+                                      "dockerapi-changed:v1"))
+        assert config["Labels"] == {"tier": "web"} and "8080/tcp" in config["ExposedPorts"]
+        result = docker("commit", "--change", "FROM busybox", name, "dockerapi-bad:v1")
+        assert result.returncode == 1 and "not a valid change command" in result.stderr
+        # The same instructions on an imported root filesystem: the busybox binary alone.
+        exported = tmp_path / "fs.tar"
+        docker.ok("export", "-o", str(exported), name)
+        docker.ok("import", "--change", 'ENTRYPOINT ["/bin/echo"]', "--change", "CMD imported",
+                  str(exported), "dockerapi-imported-change:v1")
+        assert docker.ok("run", "--rm", "dockerapi-imported-change:v1") == \
+            "/bin/sh -c imported\n"
+    finally:
+        docker("rm", "-f", name)
+        docker("rmi", "dockerapi-changed:v1", "dockerapi-imported-change:v1")
+
+
 def test_attach_follows_output_until_exit(docker):
     name = "dockerapi-attach"
     docker.ok("run", "-d", "--name", name, "busybox", "sh", "-c",

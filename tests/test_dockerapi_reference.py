@@ -53,6 +53,16 @@ def test_exit_codes_and_streams_match(engines, registry_image):
     assert codes["dockerd"] == 127 and codes["berth"] == 127, codes
 
 
+def test_an_emptied_entrypoint_matches(engines, registry_image):
+    # The image's Cmd is `cat /greeting`: an emptied entrypoint drops it as well.
+    results = both(engines, "run", "--rm", "--entrypoint", "", registry_image, "echo", "hi")
+    assert {(r.returncode, r.stdout) for r in results.values()} == {(0, "hi\n")}
+    results = both(engines, "run", "--rm", "--entrypoint", "", registry_image)
+    codes = {name: result.returncode for name, result in results.items()}
+    assert codes == {"berth": 125, "dockerd": 125}, results
+    assert all("no command specified" in r.stderr.lower() for r in results.values()), results
+
+
 def test_detached_logs_and_wait_match(engines, registry_image):
     name = "dockerapi-reference"
     for cli in engines.values():

@@ -268,7 +268,7 @@ def check_userns(options: dict) -> None:
 def agent_spec_fields(options: dict, restart_policy: str) -> dict[str, Any]:
     """The optional fields of ``agent.container_run``'s spec; only what differs from defaults."""
     spec: dict[str, Any] = {}
-    if options.get("entrypoint"):
+    if options.get("entrypoint") is not None:
         spec["entrypoint"] = list(options["entrypoint"])
     if options.get("user"):
         spec["user"] = options["user"]
@@ -339,7 +339,8 @@ def parse_bool(value: Any, field: str) -> bool:
 
 
 def parse_entrypoint(value: Any) -> list[str] | None:
-    """A list of strings, or one string split like a shell would (as ``command``)."""
+    """A list of strings, or one string split like a shell would (as ``command``).
+    An empty list clears the image's entrypoint and its Cmd (``--entrypoint ""``)."""
     if isinstance(value, str):
         try:
             value = shlex.split(value)
@@ -349,7 +350,7 @@ def parse_entrypoint(value: Any) -> list[str] | None:
         raise InvalidInput("'entrypoint' must be a list of strings or a string", field="entrypoint")
     if any("\0" in arg for arg in value):
         raise InvalidInput("'entrypoint' contains a NUL byte", field="entrypoint")
-    return value or None
+    return value
 
 
 def parse_working_dir(value: Any) -> str:

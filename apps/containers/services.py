@@ -98,6 +98,7 @@ def create_container(user, data: dict) -> Container:
         constraints=scheduling.parse_constraints(data.get("constraints")),
     )
     container_options.check_host_fit(parsed.options, image.host)
+    _check_process(fields["command"], parsed.options)
     with transaction.atomic():
         team_policy.lock_policy(team)  # concurrent creates in one team wait here for quotas
         team_policy.check_quota(team, user, parsed.options)
@@ -107,6 +108,14 @@ def create_container(user, data: dict) -> Container:
         details = {"image": container.image_reference, "host": container.host.name}
         record("container.create", container, details=details)
         return container
+
+
+def _check_process(command: list[str], options: dict) -> None:
+    """An emptied entrypoint (``--entrypoint ""``) drops the image's Cmd too, as in Docker:
+    the request must then name the command itself."""
+    if options.get("entrypoint") == [] and not command:
+        raise InvalidInput("no command specified: an empty entrypoint needs a command",
+                           field="command")
 
 
 def parse_image(value: Any) -> str:

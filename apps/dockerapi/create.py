@@ -184,10 +184,12 @@ def _network(host: dict, networking: Any) -> dict:
 
 
 def _entrypoint(value: Any) -> Any:
-    if value in (None, [], ""):
+    """None: the image's. ``--entrypoint ""`` arrives as ``[""]`` (the SDK's as ``[]``) and
+    clears it, and with it the image's Cmd, as dockerd does."""
+    if value is None or value == "":
         return None
-    if isinstance(value, list) and value == [""]:
-        raise DockerError(400, 'Berth cannot clear the image\'s entrypoint (--entrypoint "")')
+    if value in ([""], []):
+        return []
     return value
 
 

@@ -105,7 +105,7 @@ def effective_process(container: Container) -> tuple[list[str], list[str]]:
     config = image_config(container.image)
     options = container.options or {}
     entrypoint = options.get("entrypoint")
-    if entrypoint:
+    if entrypoint is not None:  # [] cleared the image's, and its Cmd with it
         return list(entrypoint), list(container.command)
     return list(config.get("Entrypoint") or []), list(container.command or config.get("Cmd") or [])
 

@@ -456,16 +456,18 @@ def _references_of_others(host, team) -> list[str]:
 
 
 def import_image(
-    user, upload: Upload, *, reference: Any, host_name=None, team_slug=None, base_url: str
+    user, upload: Upload, *, reference: Any, host_name=None, team_slug=None, base_url: str,
+    changes: dict | None = None,
 ) -> Operation:
-    """Store an uploaded root filesystem tar and have the agent import it as ``reference``."""
+    """Store an uploaded root filesystem tar and have the agent import it as ``reference``,
+    with ``changes`` to its config (``apps.images.instructions``: Cmd, Env, …)."""
     team = resolve_team_for_create(user, team_slug or None)
     target = parse_image_reference(reference)
     if parse_reference(target).digest:
         raise InvalidInput("import needs a tag, not a digest", field="reference")
     host = pick_host(host_name or None, team)
     _check_unclaimed(host, target, team, user)
-    args = [target, {}]  # changes: none yet
+    args = [target, changes or {}]
     return _start_with_upload(
         OperationKind.IMPORT, user, team, host, upload, base_url, "agent.image_import", args, target
     )

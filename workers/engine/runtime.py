@@ -476,8 +476,11 @@ def open_shim(container_dir: Path, current: dict) -> int | None:
 
 
 def _merge_config(image_config: dict, spec: dict) -> dict:
-    entrypoint = spec.get("entrypoint") or image_config.get("Entrypoint") or []
-    command = spec.get("args") or ([] if spec.get("entrypoint") else image_config.get("Cmd")) or []
+    # An entrypoint of the container's own, even [] (`--entrypoint ""`), replaces the
+    # image's and drops the image's Cmd, as in Docker.
+    own = spec.get("entrypoint") is not None
+    entrypoint = spec["entrypoint"] if own else image_config.get("Entrypoint") or []
+    command = spec.get("args") or ([] if own else image_config.get("Cmd")) or []
     args = list(entrypoint) + list(command)
     if not args:
         raise RuntimeError_("no command specified and the image has none")

@@ -13,6 +13,7 @@ from apps.dockerapi.errors import DockerError
 from apps.dockerapi.http import Reply
 from apps.dockerapi.operations import upload_from_body
 from apps.dockerapi.router import Context, call, route
+from apps.images import instructions
 from berth.errors import NotFound
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
@@ -122,22 +123,15 @@ async def export(ctx: Context):
 async def commit(ctx: Context) -> Reply:
     body = await ctx.json_body()
     name = ctx.q("container") or ""
-    if ctx.q_list("changes") and any(ctx.q_list("changes")):
-        raise DockerError(
-            400,
-            "Berth does not apply Dockerfile instructions (--change) yet; "
-            "send the image config as the body instead",
-        )
     repo, tag = ctx.q("repo") or "", ctx.q("tag") or ""
     config = body if isinstance(body, dict) else {}
+    from_body = {key: value for key, value in config.items()
+                 if key in files.COMMIT_CHANGES and value not in (None, [], {}, "")}
+    # `--change` instructions apply after the body's config, as dockerd applies them.
+    changes = instructions.merge(from_body, instructions.parse_changes(ctx.q_list("changes")))
     data = {
         "reference": f"{repo}:{tag}" if repo and tag else repo,
-        "changes": {
-            key: value
-            for key, value in config.items()
-            if key in files.COMMIT_CHANGES and value not in (None, [], {}, "")
-        }
-        or None,
+        "changes": changes or None,
         "author": ctx.q("author") or "",
         "comment": ctx.q("comment") or "",
         "pause": ctx.q_bool("pause", True),

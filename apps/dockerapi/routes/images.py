@@ -14,7 +14,7 @@ from apps.dockerapi.operations import follow_operation, upload_from_body, wait_f
 from apps.dockerapi.router import Context, call, route
 from apps.hosts.choices import HostStatus
 from apps.hosts.models import Host
-from apps.images import services
+from apps.images import instructions, services
 from apps.images.reference import normalize_reference, parse_reference
 from apps.operations import services as operation_services
 from apps.teams.services import is_site_admin
@@ -206,9 +206,11 @@ async def _import(ctx: Context, source: str):
         raise DockerError(400, "repo is required: Berth names every imported image")
     tag = ctx.q("tag") or ""
     reference = f"{repo}:{tag}" if tag else repo
+    changes = instructions.parse_changes(ctx.q_list("changes"))
     upload = upload_from_body(ctx)
     operation = await call(
-        services.import_image, ctx.user, upload, reference=reference, base_url=ctx.web_url
+        services.import_image, ctx.user, upload, reference=reference, base_url=ctx.web_url,
+        changes=changes,
     )
     await follow_operation(ctx, operation.id, ImportProgress())
     return None
