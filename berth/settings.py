@@ -85,13 +85,17 @@ def _database() -> dict:
     write concurrently: WAL plus IMMEDIATE transactions and a busy timeout turn
     "database is locked" errors into short waits.
     """
+    # Connections are kept (seconds): the Docker API and the workers make many short
+    # queries from the same threads, and opening one costs more than most queries.
+    conn_max_age = env_int("BERTH_DB_CONN_MAX_AGE", 60)
     url = env_str("DATABASE_URL", "")
     if url:
-        return dj_database_url.parse(url, conn_max_age=env_int("BERTH_DB_CONN_MAX_AGE", 60))
+        return dj_database_url.parse(url, conn_max_age=conn_max_age)
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": VAR_DIR / "db.sqlite3",
+        "CONN_MAX_AGE": conn_max_age,
         "OPTIONS": {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
