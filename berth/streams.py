@@ -29,3 +29,9 @@ def attach_input(container_id: str) -> str:
 # its ContainerEvent (apps/containers/events.py). Pub/sub ignores the database number,
 # so stacks sharing a Redis server hear each other's changes; ids never collide.
 CONTAINER_CHANGES = "berth:containers:changed"
+
+
+def team_events(team_id: int) -> str:
+    """A team's container events, as the JSON of each ContainerEvent in field ``e``; capped
+    at about 10,000 entries; entry ids are times (``docker events --since``)."""
+    return f"berth:events:team:{team_id}"

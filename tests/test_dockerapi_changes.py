@@ -24,7 +24,7 @@ def test_a_published_change_wakes_the_watchers_of_that_container_only(redis_url,
             assert changes.subscribed
             with changes.watch(watched) as first, changes.watch(watched) as second, \
                     changes.watch(other) as bystander:
-                assert await asyncio.to_thread(publish_change, event(watched, "exited", 3))
+                assert await asyncio.to_thread(publish_change, 1, event(watched, "exited", 3))
                 await asyncio.wait_for(first.changed.wait(), 5)
                 await asyncio.wait_for(second.changed.wait(), 5)
                 assert first.last["state"] == "exited" and first.last["exit_code"] == 3

@@ -4,6 +4,7 @@ root-only unix socket): everyday commands, their output, errors and exit codes."
 import json
 import os
 import shlex
+import socket
 import stat
 import subprocess
 import threading
@@ -280,6 +281,26 @@ def test_events_stream_container_actions(docker, stack):
     assert f"start {name}" in lines and f"die {name}" in lines and f"destroy {name}" in lines
 
 
+def test_events_since_replays_what_happened(docker):
+    name = "dockerapi-events-past"
+    before = time.time()
+    docker.ok("run", "--rm", "--name", name, "busybox", "true")
+    after = time.time() + 1
+    result = docker("events", "--since", f"{before:.3f}", "--until", f"{after:.3f}",
+                    "--filter", f"container={name}", "--format",
+                    "{{.Action}} {{.Actor.Attributes.name}} {{.Time}}", timeout=30)
+    assert result.returncode == 0, result.stderr
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert [action for action, _, _ in lines] == ["create", "start", "die", "destroy"], lines
+    assert all(who == name and before - 1 <= int(at) <= after for _, who, at in lines)
+    # Nothing from before `since`.
+    result = docker("events", "--since", f"{after:.3f}", "--until", f"{after + 1:.3f}",
+                    "--filter", f"container={name}", timeout=30)
+    assert result.returncode == 0 and result.stdout == ""
+    result = docker("events", "--since", "yesterday-ish", "--until", "1s")
+    assert result.returncode != 0
+
+
 def test_exec_output_exit_code_and_stdin(docker):
     name = "dockerapi-exec"
     docker.ok("run", "-d", "--name", name, "busybox", "sleep", "600")
@@ -450,10 +471,14 @@ def test_attach_follows_output_until_exit(docker):
         docker("rm", "-f", name)
 
 
-def _typed_into_a_terminal(docker, args: str, keys: str) -> subprocess.CompletedProcess:
-    """``docker <args>`` under a pseudo terminal (script(1)), keys typed after a second."""
+def _typed_into_a_terminal(docker, args: str, keys: str | list[str]) -> \
+        subprocess.CompletedProcess:
+    """``docker <args>`` under a pseudo terminal (script(1)), keys typed after two seconds;
+    a list is typed piece by piece, a moment apart (as a person types)."""
     command = f"{docker_binary_line(docker)} {args}"
-    pipeline = (f"(sleep 2; printf {shlex.quote(keys)}) | "
+    pieces = [keys] if isinstance(keys, str) else keys
+    typing = "; sleep 0.3; ".join(f"printf {shlex.quote(piece)}" for piece in pieces)
+    pipeline = (f"(sleep 2; {typing}; sleep 1) | "
                 f"script -qec {shlex.quote(command)} /dev/null")
     return subprocess.run(["bash", "-c", pipeline + "; exit ${PIPESTATUS[1]}"],
                           capture_output=True, text=True, timeout=60)
@@ -474,8 +499,45 @@ def test_interactive_run_and_exec_through_a_terminal(docker):
         docker.ok("rm", "-f", name)
 
 
+def test_detach_keys_leave_the_container_running(docker, stack):
+    name = "dockerapi-detach"
+    layout, api = stack
+    # On the unix socket: over TCP the CLI 28 misses its own escape (the error comes back
+    # wrapped by the TCP copy) and waits for the exit, against dockerd as well.
+    local = Cli(f"unix://{layout.docker_socket}", None)
+    try:
+        result = _typed_into_a_terminal(local, f"run -it --name {name} busybox sh",
+                                        ["echo before-$((1+1))\n", "\x10", "\x11"])
+        assert result.returncode == 0, result.stdout
+        assert "before-2" in result.stdout
+        assert docker.ok("inspect", "-f", "{{.State.Running}}", name).strip() == "true"
+        # A client that does not watch for the keys itself: the server detaches it.
+        host, port = layout.docker_tcp.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall((f"POST /v1.47/containers/{name}/attach?stream=1&stdin=1&stdout=1"
+                          f"&detachKeys=ctrl-a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                          f"Upgrade: tcp\r\nX-Berth-Token: {api.token}\r\n\r\n").encode())
+            assert sock.recv(4096).startswith(b"HTTP/1.1 101")
+            sock.sendall(b"echo after-$((2+2))\n")
+            received = b""
+            while b"after-4" not in received:
+                received += sock.recv(4096) or b"<closed early>"
+                assert b"<closed early>" not in received, received
+            sock.sendall(b"\x01")
+            while sock.recv(4096):  # the server ends the attach
+                pass
+        assert docker.ok("inspect", "-f", "{{.State.Running}}", name).strip() == "true"
+        answer = raw_http(layout.docker_tcp, (
+            f"POST /v1.47/containers/{name}/attach?stream=1&stdin=1&detachKeys=ctrl- HTTP/1.1"
+            f"\r\nHost: x\r\nConnection: close\r\nX-Berth-Token: {api.token}\r\n\r\n").encode())
+        assert answer.startswith(b"HTTP/1.1 400") and b"Invalid detach keys" in answer
+    finally:
+        docker("rm", "-f", name)
+
+
 def docker_binary_line(docker) -> str:
-    return shlex.join([DOCKER, "-H", docker.host, "--config", str(docker.config)])
+    config = ["--config", str(docker.config)] if docker.config is not None else []
+    return shlex.join([DOCKER, "-H", docker.host, *config])
 
 
 def _user_with_token(layout, username: str, team: str, *, read_only: bool = False) -> str:

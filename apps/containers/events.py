@@ -16,9 +16,10 @@ import redis
 from django.conf import settings
 
 from berth.events import iso, publish
-from berth.streams import CONTAINER_CHANGES
+from berth.streams import CONTAINER_CHANGES, team_events
 
 log = logging.getLogger(__name__)
+HISTORY_LENGTH = 10_000  # events kept per team for `docker events --since`
 
 EVENT_TYPE = "container.state"
 # The handler method on the consumer is derived from this ("container.event" → container_event).
@@ -69,23 +70,52 @@ def event_from_container(container, state: str | None = None) -> ContainerEvent:
 
 
 def send_container_event(team_id: int, event: ContainerEvent) -> bool:
-    """Publish ``event`` to the team's group and to the change channel the Docker API's
-    waiters hear; returns False (and logs) if either could not be sent."""
-    changed = publish_change(event)
-    return publish(team_group(team_id), LAYER_MESSAGE_TYPE, event) and changed
+    """Publish ``event`` to the team's group, to the change channel the Docker API's
+    waiters hear, and to the team's event history; False (and a log line) if any of
+    that failed."""
+    shared = publish_change(team_id, event)
+    return publish(team_group(team_id), LAYER_MESSAGE_TYPE, event) and shared
 
 
-_changes_client: redis.Redis | None = None
+_clients: dict[str, redis.Redis] = {}
 
 
-def publish_change(event: ContainerEvent) -> bool:
-    global _changes_client
+def _client() -> redis.Redis:
+    client = _clients.get(settings.REDIS_URL)
+    if client is None:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2,
+                                      socket_timeout=2)
+        _clients[settings.REDIS_URL] = client
+    return client
+
+
+def publish_change(team_id: int, event: ContainerEvent) -> bool:
+    """The change on the pub/sub channel, and appended to the team's history (a capped
+    stream whose ids are times, which ``docker events --since`` replays); one round trip."""
+    payload = json.dumps(asdict(event))
     try:
-        if _changes_client is None:
-            _changes_client = redis.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-        _changes_client.publish(CONTAINER_CHANGES, json.dumps(asdict(event)))
+        pipe = _client().pipeline(transaction=False)
+        pipe.publish(CONTAINER_CHANGES, payload)
+        pipe.xadd(team_events(team_id), {"e": payload}, maxlen=HISTORY_LENGTH, approximate=True)
+        pipe.execute()
     except (redis.RedisError, OSError):
         log.warning("could not publish the change of container %s", event.id, exc_info=True)
         return False
     return True
+
+
+def history(team_ids: list[int], since_ns: int, until_ns: int | None) -> list[tuple[int, dict]]:
+    """The teams' recorded events from ``since_ns`` (to ``until_ns``), oldest first, each
+    with its time in ns. Raises redis errors."""
+    client = _client()
+    low, high = f"{since_ns // 10**6}-0", "+" if until_ns is None else f"{until_ns // 10**6}"
+    found = []
+    for team_id in team_ids:
+        for entry_id, fields in client.xrange(team_events(team_id), min=low, max=high):
+            ms, _, seq = entry_id.decode().partition("-")
+            try:
+                found.append(((int(ms), int(seq)), json.loads(fields[b"e"])))
+            except (KeyError, ValueError):
+                continue
+    found.sort(key=lambda item: item[0])
+    return [(ms * 10**6, event) for (ms, _), event in found]

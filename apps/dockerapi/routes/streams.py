@@ -14,13 +14,14 @@ import os
 import struct
 import time
 
+import redis
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from apps.containers import attach, logs, services
 from apps.containers.choices import LIVE_STATES, State
-from apps.containers.events import EVENT_TYPE, team_group
-from apps.dockerapi import lookup, shapes
+from apps.containers.events import EVENT_TYPE, history, team_group
+from apps.dockerapi import detach, lookup, shapes
 from apps.dockerapi.changes import changes
 from apps.dockerapi.errors import DockerError
 from apps.dockerapi.http import Reply
@@ -187,6 +188,7 @@ def _checker(fn, *args):
 async def attach_container(ctx: Context):
     """Output from the log stream until the container's next exit; stdin through
     ``apps.containers.attach`` when the container has an open stdin or a terminal."""
+    keys = detach.parse(ctx.q("detachKeys"))
     container = await call(lookup.find_container, ctx.user, ctx.match["name"])
     tty = bool((container.options or {}).get("tty"))
     initial = await call(state_row, container.id)
@@ -198,15 +200,20 @@ async def attach_container(ctx: Context):
     )
     await ctx.hijack(stream_type(ctx, tty))
     wants_input = ctx.q_bool("stdin") and attach.takes_input(container)
-    pump = asyncio.ensure_future(_pump_input(ctx, container, wants_input))
+    pump = asyncio.ensure_future(_pump_input(ctx, container, wants_input, tty, keys))
     output = _AttachOutput(ctx, container.id, after, query, tty)
+    copying = asyncio.ensure_future(output.until_exit(_exited_since(container, initial)))
     try:
-        await output.until_exit(_exited_since(container, initial))
+        await asyncio.wait({pump, copying}, return_when=asyncio.FIRST_COMPLETED)
+        if not _detached(pump):  # else output goes on to the exit
+            await copying
     except logs.LogStoreUnavailable as exc:
         if not tty:
             ctx.writer.write(frame(SYSTEM_ERROR, f"the log stream is unreachable: {exc}".encode()))
     finally:
-        pump.cancel()
+        for task in (pump, copying):
+            task.cancel()
+        await asyncio.gather(pump, copying, return_exceptions=True)
     with contextlib.suppress(ConnectionError, OSError):
         await ctx.writer.drain()
 
@@ -264,14 +271,30 @@ class _AttachOutput:
             await asyncio.gather(exit_seen, return_exceptions=True)
 
 
-async def _pump_input(ctx: Context, container, forward: bool) -> None:
-    """Client bytes to the container's stdin (or dropped when it takes none)."""
+def _detached(pump: asyncio.Future) -> bool:
+    """The input pump ended because the client detached (a failed send is not that)."""
+    return pump.done() and not pump.cancelled() and pump.exception() is None and pump.result()
+
+
+async def _pump_input(ctx: Context, container, forward: bool, tty: bool, keys: bytes) -> bool:
+    """Client bytes to the container's stdin (or dropped when it takes none). True when
+    the client detached: it typed the detach keys, or left a terminal (whose input stays
+    open for the next attach, as on dockerd). The end of a plain stdin closes it."""
+    watcher = detach.Watcher(keys)
     with contextlib.suppress(ConnectionError, OSError):
         while data := await ctx.reader.read(65536):
-            if forward:
+            data, detached = watcher.feed(data) if tty else (data, False)
+            if forward and data:
                 await call(attach.send_input, ctx.user, container, data)
-        if forward:  # the client half-closed: its input is done (`docker run -i < file`)
-            await call(attach.send_input, ctx.user, container, b"", close=True)
+            if detached:
+                return True
+    if not forward:
+        return False  # the CLI half-closes at once when it has no input to send
+    if tty:
+        return True
+    # the client half-closed: its input is done (`docker run -i < file`)
+    await call(attach.send_input, ctx.user, container, b"", close=True)
+    return False
 
 
 # ---- stats ------------------------------------------------------------------------------
@@ -403,10 +426,12 @@ ACTIONS = {
 
 @route("GET", "/events")
 async def events(ctx: Context):
-    """Container events of the caller's teams from now on (Berth keeps no event history)."""
+    """Container events of the caller's teams: those recorded since ``since`` (each team
+    keeps its last 10,000), then the new ones until ``until``."""
     filters = ctx.filters()
     types = filters.get("type") or ["container"]
     until = ctx.q("until")
+    since_ns = logs.parse_time(ctx.q("since"), "since") if ctx.q("since") else None
     team_ids = await call(_team_ids, ctx.user)
     layer = get_channel_layer()
     writer = await ctx.stream()
@@ -415,12 +440,14 @@ async def events(ctx: Context):
         await writer.close()
         return
     channel = await layer.new_channel()
-    for team_id in team_ids:
+    for team_id in team_ids:  # before the replay, so nothing falls between the two
         await layer.group_add(team_group(team_id), channel)
     deadline = _deadline(until)
     last_states: dict[str, str] = {}
     images: dict[str, str] = {}
     try:
+        replayed = await _replay(writer, team_ids, since_ns, deadline, filters, last_states,
+                                 images)
         while deadline is None or time.time() < deadline:
             timeout = None if deadline is None else max(0.0, deadline - time.time())
             try:
@@ -430,15 +457,36 @@ async def events(ctx: Context):
             event = message.get("event") if isinstance(message, dict) else None
             if not isinstance(event, dict) or event.get("type") != EVENT_TYPE:
                 continue
-            for line in await _docker_events(
-                event.get("container") or {}, last_states, images, filters
-            ):
+            container = event.get("container") or {}
+            if _key(container) in replayed:
+                continue
+            for line in await _docker_events(container, last_states, images, filters):
                 await writer.write(json.dumps(line).encode() + b"\n")
     finally:
         for team_id in team_ids:
             with contextlib.suppress(Exception):
                 await layer.group_discard(team_group(team_id), channel)
     await writer.close()
+
+
+async def _replay(writer, team_ids, since_ns, deadline, filters, last_states, images) -> set:
+    """The recorded events from ``since_ns``; the keys of those sent."""
+    if since_ns is None:
+        return set()
+    until_ns = None if deadline is None else int(deadline * 1e9)
+    try:
+        recorded = await call(history, team_ids, since_ns, until_ns)
+    except (redis.RedisError, OSError) as exc:
+        await writer.write(json.dumps({"error": f"no event history: {exc}"}).encode() + b"\n")
+        return set()
+    for at_ns, container in recorded:
+        for line in await _docker_events(container, last_states, images, filters, at_ns):
+            await writer.write(json.dumps(line).encode() + b"\n")
+    return {_key(container) for _, container in recorded}
+
+
+def _key(container: dict) -> tuple:
+    return container.get("id"), container.get("seq"), container.get("state")
 
 
 def _team_ids(user) -> list[int]:
@@ -461,7 +509,7 @@ async def _until(until: str | None) -> None:
 
 
 async def _docker_events(
-    container: dict, last_states: dict, images: dict, filters: dict
+    container: dict, last_states: dict, images: dict, filters: dict, at_ns: int | None = None
 ) -> list[dict]:
     """The Docker events one state change stands for (a start the reports skipped, too)."""
     container_id, state = container.get("id"), container.get("state")
@@ -479,18 +527,18 @@ async def _docker_events(
         images[container_id] = await call(_image_of, container_id)
     events = []
     for action in actions:
-        event = _event(container, action, images.get(container_id, ""))
+        event = _event(container, action, images.get(container_id, ""), at_ns)
         if _wanted(event, filters):
             events.append(event)
     return events
 
 
-def _event(container: dict, action: str, image: str) -> dict:
+def _event(container: dict, action: str, image: str, at_ns: int | None = None) -> dict:
     container_id, name = container["id"], container.get("name", "")
     attributes = {"name": name, "image": image}
     if action == "die":
         attributes["exitCode"] = str(container.get("exit_code") or 0)
-    now = time.time_ns()
+    now = at_ns or time.time_ns()
     return {
         "status": action,
         "id": container_id,
