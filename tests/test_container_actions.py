@@ -405,8 +405,11 @@ def test_removal_expires_the_log_stream_after_commit(
 ):
     from apps.containers.logs import REMOVED_STREAM_GRACE, stream_key
 
+    from berth.streams import attach_input
+
     container = make_container(team, host, state=State.REMOVING)
     log_stream.add(container.id, "bye")
+    log_stream.client.xadd(attach_input(container.id), {"d": b"unread input"})
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         apply_report(container.id, report(9, "removed"))
     assert log_stream.client.ttl(stream_key(container.id)) == -1
@@ -414,6 +417,7 @@ def test_removal_expires_the_log_stream_after_commit(
         callback()
     # Readable a little longer, for a `docker run --rm` still copying the last lines.
     assert 0 < log_stream.client.ttl(stream_key(container.id)) <= REMOVED_STREAM_GRACE
+    assert not log_stream.client.exists(attach_input(container.id))  # input nobody reads
 
 
 def test_log_stream_deletion_errors_are_logged_not_raised(

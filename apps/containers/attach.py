@@ -8,6 +8,7 @@ from while the container runs (``workers/agent/attach.py``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis
@@ -22,6 +23,7 @@ from apps.hosts.services import send_to_host
 from berth import streams
 from berth.errors import Conflict, ServiceUnavailable, TooLarge
 
+log = logging.getLogger(__name__)
 INPUT_MAXLEN = 10_000
 MAX_INPUT = 1 << 20
 MAX_TERMINAL = 1000
@@ -74,6 +76,14 @@ def last_log_id(container_id: str) -> str:
     except (redis.RedisError, OSError) as exc:
         raise ServiceUnavailable(f"cannot reach Redis for the container's output: {exc}") from exc
     return newest[0][0].decode() if newest else "0-0"
+
+
+def forget(container_id: str) -> None:
+    """The container was removed: its input stream goes too (errors are only logged)."""
+    try:
+        _client().delete(streams.attach_input(container_id))
+    except (redis.RedisError, OSError) as exc:
+        log.warning("could not delete the input stream of %s: %s", container_id, exc)
 
 
 def _forget_input(container_id: str) -> None:

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from apps.audit import record
-from apps.containers import logs
+from apps.containers import attach, logs
 from apps.containers import options as container_options
 from apps.containers.choices import (
     DEFAULT_KILL_SIGNAL,
@@ -660,8 +660,13 @@ def _apply_removal(container_id: str, rows, parsed: Report) -> bool:
     if deleted:
         container.state_seq = parsed.seq
         _announce(container, state=State.REMOVED)
-        transaction.on_commit(lambda: logs.delete_stream(container_id))
+        transaction.on_commit(lambda: _forget_streams(container_id))
     return bool(deleted)
+
+
+def _forget_streams(container_id: str) -> None:
+    logs.delete_stream(container_id)  # after a grace: a follower may still be reading
+    attach.forget(container_id)
 
 
 def mark_unknown_on_host(host_id: int) -> int:
