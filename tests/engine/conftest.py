@@ -24,10 +24,12 @@ def busybox(store):
 def runtime(tmp_path, store, busybox):
     runtime = Runtime(tmp_path, store)
     yield runtime
-    # Kill whatever a failing test left running: its mounts live in its own
-    # mount namespace and go with its last process.
-    for container_id in runtime.ids():
-        if runtime.state(container_id)["state"] in LIVE:
-            runtime.stop(container_id, timeout=0)
-    runtime.shutdown()
-    shutil.rmtree(tmp_path / "containers", ignore_errors=True)
+    try:
+        # Kill whatever a failing test left running: its mounts live in its own
+        # mount namespace and go with its last process.
+        for container_id in runtime.ids():
+            if runtime.state(container_id)["state"] in LIVE:
+                runtime.stop(container_id, timeout=0)
+    finally:
+        runtime.shutdown()  # whatever happened above: else its zygote lives on, orphaned
+        shutil.rmtree(tmp_path / "containers", ignore_errors=True)
