@@ -404,7 +404,6 @@ def test_removal_expires_the_log_stream_after_commit(
     team, host, log_stream, django_capture_on_commit_callbacks
 ):
     from apps.containers.logs import REMOVED_STREAM_GRACE, stream_key
-
     from berth.streams import attach_input
 
     container = make_container(team, host, state=State.REMOVING)

@@ -21,6 +21,7 @@ from tests.dockerapi_helpers import (
     raw_http,
     start_registry_with_image,
 )
+from tests.engine.registries import skopeo
 
 pytestmark = [pytest.mark.stack, pytest.mark.usefixtures("needs_root")]
 
@@ -402,6 +403,20 @@ def test_cp_diff_export_and_commit(docker, tmp_path):
     finally:
         docker.ok("rm", "-f", name)
         docker("rmi", "dockerapi-committed:v1")
+
+
+def test_pull_all_tags(docker, registry_image):
+    repository = registry_image.rsplit(":", 1)[0]
+    skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+           f"docker://{registry_image}", f"docker://{repository}:v2")
+    try:
+        result = docker("pull", "-a", repository)
+        assert result.returncode == 0, result.stderr
+        tags = docker.ok("images", "--format", "{{.Tag}}", repository).split()
+        assert sorted(tags) == ["v1", "v2"]
+        assert docker.ok("run", "--rm", f"{repository}:v2") == GREETING
+    finally:
+        docker("rmi", f"{repository}:v1", f"{repository}:v2")
 
 
 def test_save_load_and_import(docker, tmp_path):

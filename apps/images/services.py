@@ -392,12 +392,15 @@ def registries_for_reference(team, reference: str) -> dict[str, dict]:
 
 
 def pull_image(user, data: dict) -> Operation:
-    """Start pulling ``data["reference"]`` on ``data["host"]`` (else an online host)."""
+    """Start pulling ``data["reference"]`` on ``data["host"]`` (else an online host);
+    with ``data["all_tags"]``, every tag of its repository (``docker pull -a``)."""
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be an object")
     team = resolve_team_for_create(user, data.get("team") or None)
     reference = parse_image_reference(data.get("reference"))
     host = pick_host(data.get("host") or None, team)
+    if data.get("all_tags"):
+        return _pull_all_tags(user, team, host, reference)
     _check_unclaimed(host, reference, team, user)
     return start_operation(
         OperationKind.PULL,
@@ -407,6 +410,23 @@ def pull_image(user, data: dict) -> Operation:
         target=reference,
         task="agent.image_pull",
         args=[reference, registries_for_reference(team, reference)],
+    )
+
+
+def _pull_all_tags(user, team, host, reference: str) -> Operation:
+    repository = parse_reference(reference).name
+    # Tags other owners hold on this host stay theirs: the agent skips them.
+    others = Image.objects.filter(host=host, reference__startswith=f"{repository}:")
+    protected = [] if is_site_admin(user) else sorted(
+        others.exclude(team=team).values_list("reference", flat=True))
+    return start_operation(
+        OperationKind.PULL,
+        team=team,
+        host=host,
+        user=user,
+        target=repository,
+        task="agent.image_pull_tags",
+        args=[repository, registries_for_reference(team, reference), protected],
     )
 
 

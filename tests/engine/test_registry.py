@@ -5,7 +5,7 @@ import json
 import pytest
 
 from workers.engine import oci
-from workers.engine.pull import PullError, pull
+from workers.engine.pull import PullError, pull, pull_tags
 from workers.engine.push import PushError, push
 
 from .layouts import Layout, layer_tar
@@ -55,6 +55,21 @@ def test_second_pull_skips_present_layers(store, pushed):
     updates = []
     pull(store, pushed, on_progress=updates.append)
     assert {e["state"] for e in updates[-1]["layers"].values()} == {"exists"}
+
+
+def test_pull_tags_takes_every_tag_but_the_skipped(store, registry, app_layout):
+    for tag in ("a", "b", "c"):
+        skopeo_push(f"oci:{app_layout.root}:v1", registry, f"team/tags:{tag}")
+    repository = f"{registry.address}/team/tags"
+    records = pull_tags(store, repository, skip=frozenset({f"{repository}:b"}))
+    assert [record.reference for record in records] == [f"{repository}:a", f"{repository}:c"]
+    assert {image.reference for image in store.images()} >= {f"{repository}:a",
+                                                               f"{repository}:c"}
+    assert f"{repository}:b" not in {image.reference for image in store.images()}
+    with pytest.raises(PullError, match="no tag to pull"):
+        pull_tags(store, repository, skip=frozenset(f"{repository}:{t}" for t in "abc"))
+    with pytest.raises(PullError):
+        pull_tags(store, f"{registry.address}/team/none-such")
 
 
 def test_pull_by_digest(store, registry, pushed):

@@ -6,7 +6,7 @@ import tempfile
 import urllib.request
 
 from workers.engine import archive
-from workers.engine.pull import PullError, pull
+from workers.engine.pull import PullError, pull, pull_tags
 from workers.engine.push import PushError, push
 from workers.engine.reference import normalize_reference
 from workers.engine.registry import RegistryError
@@ -52,6 +52,11 @@ def sync(node) -> None:
 
 def do_pull(node, reference: str, registries: dict):
     return lambda on_progress: [pull(node.store, reference, registries, on_progress)]
+
+
+def do_pull_tags(node, repository: str, registries: dict, protected: list[str]):
+    return lambda on_progress: pull_tags(node.store, repository, registries, on_progress,
+                                         frozenset(protected))
 
 
 def do_push(node, reference: str, registries: dict):

@@ -164,6 +164,15 @@ def image_pull(operation_id: str, reference: str, registries: dict | None = None
     images.run_operation(agent, operation_id, images.do_pull(agent, reference, registries or {}))
 
 
+@app.task(name="agent.image_pull_tags", ignore_result=True)
+def image_pull_tags(operation_id: str, repository: str, registries: dict | None = None,
+                    protected: list[str] | None = None) -> None:
+    """Every tag of the repository but the ``protected`` references (docker pull -a)."""
+    agent = node()
+    images.run_operation(agent, operation_id, images.do_pull_tags(
+        agent, repository, registries or {}, protected or []))
+
+
 @app.task(name="agent.image_push", ignore_result=True)
 def image_push(operation_id: str, reference: str, registries: dict | None = None) -> None:
     agent = node()

@@ -52,6 +52,29 @@ def pull(store: ContentStore, reference_text: str, registries: dict | None = Non
         raise PullError(str(exc)) from None
 
 
+def pull_tags(store: ContentStore, repository_text: str, registries: dict | None = None,
+              on_progress=None, skip: frozenset[str] = frozenset()) -> list[ImageRecord]:
+    """Every tag of the repository (``docker pull -a``), but the references in ``skip``
+    (which other owners hold on this host)."""
+    try:
+        reference = parse_reference(repository_text)
+    except ValueError as exc:
+        raise PullError(str(exc)) from None
+    repository = repository_for(reference, registries)
+    try:
+        tags = repository.tags()
+        pulled = []
+        for tag in tags:
+            tagged = parse_reference(f"{reference.name}:{tag}")
+            if str(tagged) not in skip:
+                pulled.append(_pull(store, tagged, repository, Progress(on_progress)))
+    except RegistryError as exc:
+        raise PullError(str(exc)) from None
+    if not pulled:
+        raise PullError(f"{reference.name}: no tag to pull" + (" of yours" if tags else ""))
+    return pulled
+
+
 def _pull(store, reference, repository, progress: Progress) -> ImageRecord:
     body, media_type = repository.get_manifest(reference.digest or reference.tag)
     repo_digest = f"{reference.name}@{oci.sha256_digest(body)}"

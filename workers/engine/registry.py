@@ -25,6 +25,7 @@ MANIFEST_ACCEPT = ", ".join((oci.MEDIA_INDEX, oci.MEDIA_MANIFEST, oci.DOCKER_MAN
                              oci.DOCKER_MANIFEST))
 TIMEOUT = 60
 MAX_MANIFEST = 4 << 20
+MAX_TAGS = 1000  # tags one `pull -a` takes
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -195,6 +196,22 @@ class Repository:
             if reference.startswith("sha256:") and oci.sha256_digest(body) != reference:
                 raise RegistryError(f"manifest {reference} does not match its digest")
             return body, json.loads(body).get("mediaType") or media_type
+        return self._first(fetch)
+
+    def tags(self) -> list[str]:
+        """The repository's tags, sorted (``docker pull -a``); at most MAX_TAGS."""
+        def fetch(endpoint: Endpoint):
+            response = endpoint.request("GET", f"/v2/{self.path}/tags/list?n={MAX_TAGS}",
+                                        self.scope())
+            with response:
+                body = response.read(MAX_MANIFEST + 1)
+            try:
+                tags = json.loads(body).get("tags") or []
+            except (ValueError, AttributeError):
+                raise RegistryError(f"{self.path}: the tag list is not JSON") from None
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise RegistryError(f"{self.path}: the tag list is malformed")
+            return sorted(tags)[:MAX_TAGS]
         return self._first(fetch)
 
     def open_blob(self, digest: str):

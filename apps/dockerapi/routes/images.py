@@ -5,6 +5,7 @@ progress is streamed as the JSON lines the CLI prints."""
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 
 from apps.dockerapi import lookup, shapes
@@ -41,8 +42,13 @@ def _list_images(user, filters: dict[str, list[str]], show_all: bool) -> list[di
     for row in lookup.images_of(user):
         groups.setdefault(row.image_id or row.digest or row.reference, []).append(row)
     items = [shapes.image_summary(rows) for rows in groups.values()]
-    for wanted in filters.get("reference", []):
-        items = [item for item in items if _reference_matches(item, wanted)]
+    wanted = filters.get("reference", [])
+    if wanted:  # as dockerd: the matching images, each with its matching references only
+        for item in items:
+            item["RepoTags"] = [tag for tag in item["RepoTags"] if _tag_matches(tag, wanted)]
+            item["RepoDigests"] = [digest for digest in item.get("RepoDigests") or []
+                                   if _tag_matches(digest.split("@", 1)[0], wanted)]
+        items = [item for item in items if item["RepoTags"] or item["RepoDigests"]]
     for value in filters.get("dangling", []):
         dangling = value.lower() in ("1", "true")
         items = [item for item in items if (not item["RepoTags"]) == dangling]
@@ -57,14 +63,10 @@ def _list_images(user, filters: dict[str, list[str]], show_all: bool) -> list[di
     return items
 
 
-def _reference_matches(item: dict, wanted: str) -> bool:
-    import fnmatch
-
-    for tag in item["RepoTags"]:
-        name = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
-        if fnmatch.fnmatchcase(tag, wanted) or fnmatch.fnmatchcase(name, wanted):
-            return True
-    return False
+def _tag_matches(tag: str, patterns: list[str]) -> bool:
+    name = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
+    return any(fnmatch.fnmatchcase(tag, pattern) or fnmatch.fnmatchcase(name, pattern)
+               for pattern in patterns)
 
 
 @route("GET", "/images/(?P<name>.+)/json")
@@ -101,6 +103,11 @@ async def create_image(ctx: Context):
     if not from_image:
         raise DockerError(400, "fromImage or fromSrc is required")
     reference = _pull_reference(from_image, ctx.q("tag") or "")
+    if ctx.q("tag") is None and not _names_version(from_image):  # docker pull -a
+        operation = await call(services.pull_image, ctx.user,
+                               {"reference": reference, "all_tags": True})
+        await follow_operation(ctx, operation.id, PullProgress(reference, all_tags=True))
+        return None
     operation = await call(_start_pull, ctx.user, reference)
     if operation is None:
         writer = await ctx.stream()
@@ -123,6 +130,12 @@ def _pull_reference(from_image: str, tag: str) -> str:
         raise DockerError(400, f"invalid reference format: {exc}") from None
 
 
+def _names_version(from_image: str) -> bool:
+    """A tag or digest in ``fromImage`` itself (the CLI sends ``tag`` apart, except for -a)."""
+    last = from_image.rsplit("/", 1)[-1]
+    return ":" in last or "@" in last
+
+
 def _start_pull(user, reference: str):
     """The pull operation; None when the caller may not re-pull a shared image it can use."""
     try:
@@ -140,13 +153,14 @@ def _shown(reference: str) -> str:
 class PullProgress:
     """Turns an Operation's progress into ``docker pull`` lines."""
 
-    def __init__(self, reference: str):
+    def __init__(self, reference: str, *, all_tags: bool = False):
         self.reference = reference
+        self.all_tags = all_tags
         self.layers: dict[str, str] = {}
 
     def first(self) -> list[dict]:
         parsed = parse_reference(self.reference)
-        tag = parsed.tag or parsed.digest or "latest"
+        tag = "all tags" if self.all_tags else parsed.tag or parsed.digest or "latest"
         return [{"status": f"Pulling from {lookup.familiar(parsed.name)}", "id": tag}]
 
     def progress(self, progress: dict) -> list[dict]:
@@ -178,6 +192,10 @@ class PullProgress:
 
     def success(self, result: dict) -> list[dict]:
         images = result.get("images") or [{}]
+        if self.all_tags:
+            return [{"status": f"Status: Downloaded newer image for "
+                               f"{_shown(str(image.get('reference', '')))}"}
+                    for image in images if isinstance(image, dict)]
         digest = images[0].get("digest", "") if isinstance(images[0], dict) else ""
         shown = _shown(self.reference)
         lines = [{"status": f"Digest: {digest}"}] if digest else []
