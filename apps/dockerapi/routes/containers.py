@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 
 from apps.containers import services
 from apps.containers.choices import LIVE_STATES, State
@@ -114,11 +115,13 @@ def _list(user, filters: dict[str, list[str]], show_all: bool) -> list[dict]:
     # Prefetched, not joined: the many rows share few images and hosts, whose JSON columns
     # are then decoded once each rather than once per container.
     rows = lookup.containers_of(user).select_related(None).prefetch_related(
-        "image", "host", "team").order_by("-created_at")
+        "image", "host", "team").defer("env", "health").order_by("-created_at")
     if not show_all and "status" not in filters:
         rows = rows.filter(state__in=LIVE_STATES)
     rows = list(rows)
-    nets = ContainerNetwork.objects.in_bulk([container.pk for container in rows])
+    nets = {pk: SimpleNamespace(ports=ports, networks=networks) for pk, ports, networks in
+            ContainerNetwork.objects.filter(pk__in=[container.pk for container in rows])
+            .values_list("pk", "ports", "networks")}
     items = []
     for container in rows:
         item = shapes.summary(container, nets.get(container.pk))
