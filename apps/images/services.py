@@ -399,35 +399,25 @@ def pull_image(user, data: dict) -> Operation:
     team = resolve_team_for_create(user, data.get("team") or None)
     reference = parse_image_reference(data.get("reference"))
     host = pick_host(data.get("host") or None, team)
+    registries = registries_for_reference(team, reference)
     if data.get("all_tags"):
-        return _pull_all_tags(user, team, host, reference)
-    _check_unclaimed(host, reference, team, user)
+        target = parse_reference(reference).name
+        task, args = "agent.image_pull_tags", [target, registries,
+                                               _protected_tags(user, team, host, target)]
+    else:
+        _check_unclaimed(host, reference, team, user)
+        target, task, args = reference, "agent.image_pull", [reference, registries]
     return start_operation(
-        OperationKind.PULL,
-        team=team,
-        host=host,
-        user=user,
-        target=reference,
-        task="agent.image_pull",
-        args=[reference, registries_for_reference(team, reference)],
+        OperationKind.PULL, team=team, host=host, user=user, target=target, task=task, args=args
     )
 
 
-def _pull_all_tags(user, team, host, reference: str) -> Operation:
-    repository = parse_reference(reference).name
-    # Tags other owners hold on this host stay theirs: the agent skips them.
+def _protected_tags(user, team, host, repository: str) -> list[str]:
+    """The repository's tags other owners hold on this host: ``pull -a`` leaves them be."""
+    if is_site_admin(user):
+        return []
     others = Image.objects.filter(host=host, reference__startswith=f"{repository}:")
-    protected = [] if is_site_admin(user) else sorted(
-        others.exclude(team=team).values_list("reference", flat=True))
-    return start_operation(
-        OperationKind.PULL,
-        team=team,
-        host=host,
-        user=user,
-        target=repository,
-        task="agent.image_pull_tags",
-        args=[repository, registries_for_reference(team, reference), protected],
-    )
+    return sorted(others.exclude(team=team).values_list("reference", flat=True))
 
 
 def push_image(user, image: Image, data: dict) -> Operation:

@@ -50,8 +50,11 @@ window.Berth = (() => {
   /* The containers table: a state event re-renders that row from the server (htmx). */
   function liveContainerList(stateFilter) {
     const params = new URLSearchParams(location.search);
-    events((event) => {
-      if (event.type !== "container.state") return;
+    // While the list is re-read, events wait (the newest per container): applied to the
+    // old list, the re-read would wipe what they added.
+    let rereading = null;
+    const waiting = new Map();
+    const apply = (event) => {
       const c = event.container;
       const row = document.getElementById(`row-${c.id}`);
       if (c.state === "removed" || (stateFilter && c.state !== stateFilter)) {
@@ -68,10 +71,21 @@ window.Berth = (() => {
         for (const bound of ["newest", "oldest"]) if (rows.dataset[bound]) span.set(bound, rows.dataset[bound]);
         htmx.ajax("GET", `/containers/${c.id}/row/?${span}`, { target: rows, swap: "afterbegin" });
       }
+    };
+    events((event) => {
+      if (event.type !== "container.state") return;
+      if (rereading) waiting.set(event.container.id, event);
+      else apply(event);
     }, (on) => {
       setLive(document.getElementById("live"), on);
+      if (!on) return;
       // Changes made before the subscription took: re-read the rows once.
-      if (on) htmx.ajax("GET", location.href, { target: "#container-list", select: "#container-list", swap: "outerHTML" });
+      rereading = Promise.resolve(htmx.ajax("GET", location.href, { target: "#container-list", select: "#container-list", swap: "outerHTML" }))
+        .finally(() => {
+          rereading = null;
+          waiting.forEach(apply);
+          waiting.clear();
+        });
     });
   }
 

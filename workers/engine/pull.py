@@ -39,13 +39,17 @@ def repository_for(reference, registries: dict | None) -> Repository:
     return Repository(reference.domain, reference.path, settings)
 
 
-def pull(store: ContentStore, reference_text: str, registries: dict | None = None,
-         on_progress=None) -> ImageRecord:
+def _parsed(reference_text: str, registries: dict | None):
     try:
         reference = parse_reference(reference_text)
     except ValueError as exc:
         raise PullError(str(exc)) from None
-    repository = repository_for(reference, registries)
+    return reference, repository_for(reference, registries)
+
+
+def pull(store: ContentStore, reference_text: str, registries: dict | None = None,
+         on_progress=None) -> ImageRecord:
+    reference, repository = _parsed(reference_text, registries)
     try:
         return _pull(store, reference, repository, Progress(on_progress))
     except RegistryError as exc:
@@ -56,11 +60,7 @@ def pull_tags(store: ContentStore, repository_text: str, registries: dict | None
               on_progress=None, skip: frozenset[str] = frozenset()) -> list[ImageRecord]:
     """Every tag of the repository (``docker pull -a``), but the references in ``skip``
     (which other owners hold on this host)."""
-    try:
-        reference = parse_reference(repository_text)
-    except ValueError as exc:
-        raise PullError(str(exc)) from None
-    repository = repository_for(reference, registries)
+    reference, repository = _parsed(repository_text, registries)
     try:
         tags = repository.tags()
         pulled = []
