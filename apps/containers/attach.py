@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 import redis
-from django.conf import settings
 
 from apps.containers import logs
 from apps.containers.choices import ON_HOST_STATES, State
@@ -20,7 +19,7 @@ from apps.containers.execs import require_operator
 from apps.containers.models import Container
 from apps.containers.options import parse_int
 from apps.hosts.services import send_to_host
-from berth import streams
+from berth import redis_clients, streams
 from berth.errors import Conflict, ServiceUnavailable, TooLarge
 
 log = logging.getLogger(__name__)
@@ -81,8 +80,8 @@ def last_log_id(container_id: str) -> str:
 def forget(container_id: str) -> None:
     """The container was removed: its input stream goes too (errors are only logged)."""
     try:
-        _client().delete(streams.attach_input(container_id))
-    except (redis.RedisError, OSError) as exc:
+        _forget_input(container_id)
+    except ServiceUnavailable as exc:
         log.warning("could not delete the input stream of %s: %s", container_id, exc)
 
 
@@ -102,4 +101,4 @@ def _send(container_id: str, fields: dict) -> None:
 
 
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
+    return redis_clients.client()

@@ -13,8 +13,9 @@ import logging
 from dataclasses import asdict, dataclass
 
 import redis
-from django.conf import settings
 
+from berth import redis_clients
+from berth.errors import ServiceUnavailable
 from berth.events import iso, publish
 from berth.streams import CONTAINER_CHANGES, team_events
 
@@ -77,24 +78,12 @@ def send_container_event(team_id: int, event: ContainerEvent) -> bool:
     return publish(team_group(team_id), LAYER_MESSAGE_TYPE, event) and shared
 
 
-_clients: dict[str, redis.Redis] = {}
-
-
-def _client() -> redis.Redis:
-    client = _clients.get(settings.REDIS_URL)
-    if client is None:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2,
-                                      socket_timeout=2)
-        _clients[settings.REDIS_URL] = client
-    return client
-
-
 def publish_change(team_id: int, event: ContainerEvent) -> bool:
     """The change on the pub/sub channel, and appended to the team's history (a capped
     stream whose ids are times, which ``docker events --since`` replays); one round trip."""
     payload = json.dumps(asdict(event))
     try:
-        pipe = _client().pipeline(transaction=False)
+        pipe = redis_clients.client().pipeline(transaction=False)
         pipe.publish(CONTAINER_CHANGES, payload)
         pipe.xadd(team_events(team_id), {"e": payload}, maxlen=HISTORY_LENGTH, approximate=True)
         pipe.execute()
@@ -106,16 +95,19 @@ def publish_change(team_id: int, event: ContainerEvent) -> bool:
 
 def history(team_ids: list[int], since_ns: int, until_ns: int | None) -> list[tuple[int, dict]]:
     """The teams' recorded events from ``since_ns`` (to ``until_ns``), oldest first, each
-    with its time in ns. Raises redis errors."""
-    client = _client()
+    with its time in ns; ServiceUnavailable without Redis."""
     low, high = f"{since_ns // 10**6}-0", "+" if until_ns is None else f"{until_ns // 10**6}"
+    try:
+        entries = [entry for team_id in team_ids for entry in redis_clients.client().xrange(
+            team_events(team_id), min=low, max=high)]
+    except (redis.RedisError, OSError) as exc:
+        raise ServiceUnavailable(f"cannot read the event history: {exc}") from exc
     found = []
-    for team_id in team_ids:
-        for entry_id, fields in client.xrange(team_events(team_id), min=low, max=high):
-            ms, _, seq = entry_id.decode().partition("-")
-            try:
-                found.append(((int(ms), int(seq)), json.loads(fields[b"e"])))
-            except (KeyError, ValueError):
-                continue
+    for entry_id, fields in entries:
+        ms, _, seq = entry_id.decode().partition("-")
+        try:
+            found.append(((int(ms), int(seq)), json.loads(fields[b"e"])))
+        except (KeyError, ValueError):
+            continue
     found.sort(key=lambda item: item[0])
     return [(ms * 10**6, event) for (ms, _), event in found]

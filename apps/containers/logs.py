@@ -308,11 +308,9 @@ def _read_forward(
     client: redis.Redis, key: str, query: LogQuery, after: str | None, gap: Gap | None = None
 ) -> Page:
     records: list[Record] = []
-    last_id, seen = after or "0-0", False
-    for page in _forward_pages(client, key, query, after):
+    for page in _forward_pages(client, key, query, after):  # at least one
         records += page.records
-        last_id, seen = page.last_id, seen or not page.empty
-    return Page(records, last_id, empty=not seen and after is None, gap=gap)
+    return Page(records, page.last_id, empty=page.empty and after is None, gap=gap)
 
 
 def _forward_pages(

@@ -15,7 +15,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from berth import streams
+from berth import redis_clients, streams
 from berth.errors import ServiceUnavailable
 
 INPUT_MAXLEN = 10_000
@@ -43,8 +43,7 @@ class Output:
 
 
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5,
-                                socket_timeout=BLOCK_MS / 1000 + 5)
+    return redis_clients.client(timeout=BLOCK_MS / 1000 + 5)
 
 
 def _send(exec_id: str, fields: dict) -> None:

@@ -14,7 +14,6 @@ import os
 import struct
 import time
 
-import redis
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
@@ -476,8 +475,8 @@ async def _replay(writer, team_ids, since_ns, deadline, filters, last_states, im
     until_ns = None if deadline is None else int(deadline * 1e9)
     try:
         recorded = await call(history, team_ids, since_ns, until_ns)
-    except (redis.RedisError, OSError) as exc:
-        await writer.write(json.dumps({"error": f"no event history: {exc}"}).encode() + b"\n")
+    except ServiceError as exc:
+        await writer.write(json.dumps({"error": exc.message}).encode() + b"\n")
         return set()
     for at_ns, container in recorded:
         for line in await _docker_events(container, last_states, images, filters, at_ns):
