@@ -54,6 +54,7 @@ HOSTS_FILE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n
 
 LIVE_STATES = state.LIVE
 START_TIMEOUT = 60  # seconds for a shim to say how the start went
+ZYGOTE_STOP_TIMEOUT = 2.0  # seconds a zygote has to end after SIGTERM before SIGKILL
 STOPPING_SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 
 
@@ -305,8 +306,7 @@ class Runtime:
         except (OSError, ValueError):
             return
         if b"workers.engine.zygote" in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+            _end_process(pid)
         (self.engine_root / zygote.SOCKET).unlink(missing_ok=True)
 
     # signals
@@ -444,6 +444,24 @@ class Runtime:
 
     def logs(self, container_id: str, tail: int | None = None, timestamps: bool = False) -> str:
         return logs.read_text(self.existing(container_id) / "container.log", tail, timestamps)
+
+
+def _end_process(pid: int) -> None:
+    """SIGTERM, then SIGKILL if it still runs after ZYGOTE_STOP_TIMEOUT: a zygote that
+    missed its SIGTERM (seen under load, cause unknown) must not live on, orphaned."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        ended, _, _ = select.select([pidfd], [], [], ZYGOTE_STOP_TIMEOUT)
+        if not ended:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    finally:
+        os.close(pidfd)
 
 
 def _connect(address: str) -> socket.socket:
